@@ -1,0 +1,32 @@
+/* config.h: the WSPCLOSE_* environment settings (SPEC §7), read once. */
+#ifndef WSPCLOSE_CONFIG_H
+#define WSPCLOSE_CONFIG_H
+
+#include <stdbool.h>
+
+enum trace_format { TRACE_TEXT, TRACE_JSON };
+
+struct wspclose_config {
+	const char *trace_target;   /* NULL (off), "stderr" or a path */
+	enum trace_format trace_format;
+	long grace_ms;              /* WSPCLOSE_GRACE_MS, default 60000 */
+	long max_held;              /* WSPCLOSE_MAX_HELD, default 4096 */
+	bool passthrough;           /* WSPCLOSE_PASSTHROUGH */
+	bool stats;                 /* WSPCLOSE_STATS */
+};
+
+#define WSPCLOSE_DEFAULT_GRACE_MS 60000L
+#define WSPCLOSE_DEFAULT_MAX_HELD 4096L
+#define WSPCLOSE_MAX_GRACE_MS 86400000L   /* one day */
+#define WSPCLOSE_MAX_MAX_HELD 1048576L
+
+/* Reads the environment through `getenv_fn` (secure_getenv in the library, a
+ * stub in tests). Each invalid value writes one warning line to `warn_fd`
+ * and keeps the default. Returns the number of warnings written. */
+int config_load(struct wspclose_config *out,
+		const char *(*getenv_fn)(const char *name), int warn_fd);
+
+/* The process-wide settings, defaults until lib_init loads them. */
+extern struct wspclose_config wspclose_settings;
+
+#endif

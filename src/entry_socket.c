@@ -1,0 +1,79 @@
+/* entry_socket.c: the interposed socket-creating calls (socket, socketpair,
+ * accept, accept4). They fill the descriptor table so that close() knows a
+ * socket without asking the kernel, and start the reaper before any close()
+ * could need it. */
+#include "fd_table.h"
+#include "libc_binding.h"
+#include "reaper.h"
+#include "tcp_probe.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+static uint32_t kind_of(int domain, int type, int protocol)
+{
+	bool inet = domain == AF_INET || domain == AF_INET6;
+	int base_type = type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC);
+	if (inet && base_type == SOCK_STREAM && (protocol == 0 || protocol == IPPROTO_TCP))
+		return FD_KIND_TCP;
+	return FD_KIND_OTHER_SOCKET;
+}
+
+static void note_new_socket(int fd, uint32_t kind, uint64_t id)
+{
+	fd_table_set_socket(fd, kind, id);
+	if (kind == FD_KIND_TCP)
+		reaper_start_once();
+}
+
+WSPCLOSE_EXPORT int socket(int domain, int type, int protocol)
+{
+	int fd = libc_socket(domain, type, protocol);
+	if (fd >= 0)
+		note_new_socket(fd, kind_of(domain, type, protocol), fd_table_new_socket_id());
+	return fd;
+}
+
+WSPCLOSE_EXPORT int socketpair(int domain, int type, int protocol, int fds[2])
+{
+	int rc = libc_socketpair(domain, type, protocol, fds);
+	if (rc == 0) {
+		uint32_t kind = kind_of(domain, type, protocol);
+		note_new_socket(fds[0], kind, fd_table_new_socket_id());
+		note_new_socket(fds[1], kind, fd_table_new_socket_id());
+	}
+	return rc;
+}
+
+/* An accepted socket has its listener's kind; a listener we never saw
+ * created (inherited, raw system call) is asked once. */
+static void note_accepted(int listener, int fd)
+{
+	struct fd_entry *e = fd_table_entry(listener);
+	uint32_t kind = e ? fd_kind(atomic_load(&e->state)) : FD_KIND_NONE;
+	if (kind == FD_KIND_NONE) {
+		int saved = errno;
+		uint64_t inode;
+		kind = probe_descriptor_kind(fd, &inode);
+		errno = saved;
+	}
+	if (kind != FD_KIND_NONE)
+		note_new_socket(fd, kind, fd_table_new_socket_id());
+}
+
+WSPCLOSE_EXPORT int accept(int fd, struct sockaddr *addr, socklen_t *len)
+{
+	int conn = libc_accept(fd, addr, len);
+	if (conn >= 0)
+		note_accepted(fd, conn);
+	return conn;
+}
+
+WSPCLOSE_EXPORT int accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
+{
+	int conn = libc_accept4(fd, addr, len, flags);
+	if (conn >= 0)
+		note_accepted(fd, conn);
+	return conn;
+}

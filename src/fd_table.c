@@ -1,0 +1,172 @@
+/* fd_table.c: the per-descriptor table. One flat array mapped once, updated
+ * only with atomics, so close() can consult it from a signal handler. */
+#include "fd_table.h"
+
+#include <stddef.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+
+/* Linux's default fs.nr_open: no descriptor can be above it unless root
+ * raised that sysctl; descriptors beyond the table get plain Linux close. */
+#define FD_TABLE_MAX_ENTRIES (1u << 20)
+#define FD_TABLE_MIN_ENTRIES 1024u
+
+static struct fd_entry *table;
+static uint32_t table_size;
+static _Atomic int highest_fd = -1;             /* highest fd ever recorded */
+static _Atomic uint64_t next_socket_id = 1ull << 63; /* above any inode */
+
+void fd_table_init(void)
+{
+	if (table != NULL)
+		return;
+	struct rlimit lim;
+	uint64_t want = FD_TABLE_MAX_ENTRIES;
+	if (getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_max != RLIM_INFINITY &&
+	    lim.rlim_max < want)
+		want = lim.rlim_max;
+	if (want < FD_TABLE_MIN_ENTRIES)
+		want = FD_TABLE_MIN_ENTRIES;
+	/* Pages are only touched for descriptor numbers in use. */
+	void *p = mmap(NULL, want * sizeof(struct fd_entry), PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (p == MAP_FAILED)
+		return; /* no table: every close is a plain Linux close */
+	table_size = (uint32_t)want;
+	__atomic_store_n(&table, (struct fd_entry *)p, __ATOMIC_RELEASE);
+}
+
+struct fd_entry *fd_table_entry(int fd)
+{
+	struct fd_entry *t = __atomic_load_n(&table, __ATOMIC_ACQUIRE);
+	if (t == NULL || fd < 0 || (uint32_t)fd >= table_size)
+		return NULL;
+	return &t[fd];
+}
+
+static void note_highest(int fd)
+{
+	int seen = atomic_load_explicit(&highest_fd, memory_order_relaxed);
+	while (fd > seen &&
+	       !atomic_compare_exchange_weak(&highest_fd, &seen, fd))
+		;
+}
+
+uint64_t fd_table_new_socket_id(void)
+{
+	return atomic_fetch_add_explicit(&next_socket_id, 1, memory_order_relaxed);
+}
+
+void fd_table_set_socket(int fd, uint32_t kind_and_flags, uint64_t socket_id)
+{
+	struct fd_entry *e = fd_table_entry(fd);
+	if (e == NULL)
+		return;
+	note_highest(fd);
+	atomic_store_explicit(&e->socket_id, socket_id, memory_order_relaxed);
+	atomic_store_explicit(&e->state, kind_and_flags, memory_order_release);
+}
+
+void fd_table_set_library_owned(int fd)
+{
+	struct fd_entry *e = fd_table_entry(fd);
+	if (e == NULL)
+		return;
+	note_highest(fd);
+	atomic_store_explicit(&e->socket_id, 0, memory_order_relaxed);
+	atomic_store_explicit(&e->state, FD_LIBRARY_OWNED, memory_order_release);
+}
+
+void fd_table_forget(int fd)
+{
+	struct fd_entry *e = fd_table_entry(fd);
+	if (e != NULL)
+		atomic_store_explicit(&e->state, 0, memory_order_release);
+}
+
+void fd_table_note_duplicate(int source, int target)
+{
+	struct fd_entry *dst = fd_table_entry(target);
+	if (dst == NULL)
+		return;
+	struct fd_entry *src = fd_table_entry(source);
+	uint32_t state = src ? atomic_load(&src->state) : 0;
+	if (fd_kind(state) == FD_KIND_NONE) {
+		atomic_store(&dst->state, 0);
+		return;
+	}
+	atomic_fetch_or(&src->state, FD_HAS_DUPS);
+	uint32_t copied = (state & ~(FD_CLOSING | FD_LIBRARY_OWNED | FD_HELD)) | FD_HAS_DUPS;
+	fd_table_set_socket(target, copied, atomic_load(&src->socket_id));
+}
+
+void fd_table_note_write_shut(int fd)
+{
+	struct fd_entry *e = fd_table_entry(fd);
+	if (e != NULL && fd_kind(atomic_load(&e->state)) != FD_KIND_NONE)
+		atomic_fetch_or(&e->state, FD_WRITE_SHUT);
+}
+
+bool fd_table_claim_close(struct fd_entry *e, uint32_t *state)
+{
+	uint32_t seen = atomic_load(&e->state);
+	do {
+		if (seen & FD_CLOSING)
+			return false;
+	} while (!atomic_compare_exchange_weak(&e->state, &seen, seen | FD_CLOSING));
+	*state = seen | FD_CLOSING;
+	return true;
+}
+
+void fd_table_release_claim(struct fd_entry *e)
+{
+	atomic_fetch_and(&e->state, ~(uint32_t)FD_CLOSING);
+}
+
+bool fd_table_is_last_reference(int fd, uint32_t state, uint64_t socket_id)
+{
+	if (!(state & FD_HAS_DUPS))
+		return true;
+	/* Rare path (the socket was duplicated): look for another live holder.
+	 * A holder that is itself being closed does not count, so that of two
+	 * concurrent closes of two dups, one at least applies the semantics. */
+	int top = atomic_load(&highest_fd);
+	for (int other = 0; other <= top; other++) {
+		if (other == fd)
+			continue;
+		struct fd_entry *e = fd_table_entry(other);
+		if (e == NULL)
+			break;
+		uint32_t s = atomic_load_explicit(&e->state, memory_order_acquire);
+		if (fd_kind(s) == FD_KIND_NONE || (s & (FD_CLOSING | FD_LIBRARY_OWNED)))
+			continue;
+		if (atomic_load_explicit(&e->socket_id, memory_order_relaxed) == socket_id)
+			return false;
+	}
+	return true;
+}
+
+void fd_table_mark_all_shared(void)
+{
+	int top = atomic_load(&highest_fd);
+	for (int fd = 0; fd <= top; fd++) {
+		struct fd_entry *e = fd_table_entry(fd);
+		if (e == NULL)
+			break;
+		uint32_t s = atomic_load(&e->state);
+		if (fd_kind(s) != FD_KIND_NONE && !(s & FD_LIBRARY_OWNED))
+			atomic_fetch_or(&e->state, FD_SHARED);
+	}
+}
+
+void fd_table_for_each(void (*fn)(int fd, struct fd_entry *e))
+{
+	int top = atomic_load(&highest_fd);
+	for (int fd = 0; fd <= top; fd++) {
+		struct fd_entry *e = fd_table_entry(fd);
+		if (e == NULL)
+			break;
+		if (atomic_load(&e->state) != 0)
+			fn(fd, e);
+	}
+}

@@ -1,0 +1,83 @@
+/* fd_table.h: what the library knows about each descriptor number, in a flat
+ * table of atomics indexed by fd: lock-free, async-signal-safe, no malloc. */
+#ifndef WSPCLOSE_FD_TABLE_H
+#define WSPCLOSE_FD_TABLE_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+/* fd_entry.state: the kind in the low bits, flags above. A zero state means
+ * "not a socket we know of": close() then makes no extra system call. */
+enum fd_state_bits {
+	FD_KIND_MASK = 0x3,
+	FD_KIND_NONE = 0x0,
+	FD_KIND_TCP = 0x1,          /* TCP over IPv4/IPv6 */
+	FD_KIND_OTHER_SOCKET = 0x2, /* UDP, AF_UNIX, raw, netlink, ... */
+
+	FD_WRITE_SHUT = 1u << 2,    /* shutdown(SHUT_WR/SHUT_RDWR) seen */
+	FD_SHARED = 1u << 3,        /* crossed a process boundary */
+	FD_HAS_DUPS = 1u << 4,      /* another fd may hold the same socket */
+	FD_CLOSING = 1u << 5,       /* a close() owns this entry right now */
+	FD_LIBRARY_OWNED = 1u << 6, /* ours: held copy or reaper descriptor */
+	FD_HELD = 1u << 7,          /* a held copy (with FD_LIBRARY_OWNED) */
+};
+
+/* How a held copy ends when its deadline passes. */
+enum held_deadline { DEADLINE_GRACE, DEADLINE_LINGER };
+
+/* Bookkeeping of a held copy, in the copy's own entry: written by the
+ * closing thread before the hand-off is published, then the reaper's. */
+struct held_info {
+	int64_t since_ns;
+	int64_t deadline_ns;
+	uint32_t generation;   /* tells a stale epoll event from a live one */
+	uint32_t heap_index;   /* position in the reaper's deadline heap */
+	uint8_t row;           /* enum close_row that handed it off */
+	uint8_t deadline_kind; /* enum held_deadline */
+	bool linger_on;        /* SO_LINGER must be cleared before the real close */
+};
+
+struct fd_entry {
+	_Atomic uint32_t state;
+	_Atomic int32_t next_handoff; /* link in the reaper's hand-off stack */
+	_Atomic uint64_t socket_id;   /* same value for every dup of a socket */
+	struct held_info held;
+};
+
+/* Maps the table (sized by the hard RLIMIT_NOFILE, capped). Constructor only. */
+void fd_table_init(void);
+
+/* The entry for fd, or NULL when fd is outside the table (or before init). */
+struct fd_entry *fd_table_entry(int fd);
+
+static inline uint32_t fd_kind(uint32_t state) { return state & FD_KIND_MASK; }
+
+/* An identity for a socket created in this process (inherited ones use
+ * their inode). */
+uint64_t fd_table_new_socket_id(void);
+
+/* Records a socket that was just created, accepted or found. */
+void fd_table_set_socket(int fd, uint32_t kind_and_flags, uint64_t socket_id);
+/* Records one of the library's own descriptors. */
+void fd_table_set_library_owned(int fd);
+/* Forgets fd: it is about to be closed (or was, behind our back). */
+void fd_table_forget(int fd);
+/* `target` now refers to what `source` refers to (dup, dup2, F_DUPFD). */
+void fd_table_note_duplicate(int source, int target);
+void fd_table_note_write_shut(int fd);
+
+/* Takes the right to close fd; false when another close holds it. On success
+ * *state gets the entry's state (with FD_CLOSING). */
+bool fd_table_claim_close(struct fd_entry *e, uint32_t *state);
+void fd_table_release_claim(struct fd_entry *e);
+
+/* True when no other descriptor of this process holds the socket. */
+bool fd_table_is_last_reference(int fd, uint32_t state, uint64_t socket_id);
+
+/* After fork(): every socket crossed a process boundary. */
+void fd_table_mark_all_shared(void);
+/* Calls fn(fd, entry) for every entry that has a nonzero state. */
+void fd_table_for_each(void (*fn)(int fd, struct fd_entry *e));
+
+#endif

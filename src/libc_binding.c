@@ -1,0 +1,167 @@
+/* libc_binding.c: finds the next definition of each interposed function with
+ * dlsym(RTLD_NEXT) and refuses to bind to our own. Until binding is done (a
+ * call from another library's constructor), raw system calls stand in. */
+#include "libc_binding.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+static struct {
+	int (*close)(int);
+	int (*shutdown)(int, int);
+	int (*setsockopt)(int, int, int, const void *, socklen_t);
+	int (*getsockopt)(int, int, int, void *, socklen_t *);
+	int (*socket)(int, int, int);
+	int (*socketpair)(int, int, int, int[2]);
+	int (*accept)(int, struct sockaddr *, socklen_t *);
+	int (*accept4)(int, struct sockaddr *, socklen_t *, int);
+	int (*dup)(int);
+	int (*dup2)(int, int);
+	int (*dup3)(int, int, int);
+	int (*fcntl)(int, int, ...);
+	int (*fcntl64)(int, int, ...);
+} real;
+
+static pthread_once_t bind_once = PTHREAD_ONCE_INIT;
+
+static void self_marker(void) {}
+
+/* The next definition, or NULL when there is none or it is in this very
+ * library (a broken link order must not make close() call itself). */
+static void *find_next(const char *name)
+{
+	void *fn = dlsym(RTLD_NEXT, name);
+	if (fn == NULL)
+		return NULL;
+	Dl_info found, self;
+	if (dladdr(fn, &found) && dladdr((void *)self_marker, &self) &&
+	    found.dli_fbase == self.dli_fbase)
+		return NULL;
+	return fn;
+}
+
+/* Stores with release order so that a thread that sees a pointer sees a
+ * fully resolved one; the loads below are acquire. */
+#define BIND(field, name) \
+	__atomic_store_n(&real.field, (__typeof__(real.field))find_next(name), __ATOMIC_RELEASE)
+
+static void bind_all(void)
+{
+	int saved = errno;
+	BIND(close, "close");
+	BIND(shutdown, "shutdown");
+	BIND(setsockopt, "setsockopt");
+	BIND(getsockopt, "getsockopt");
+	BIND(socket, "socket");
+	BIND(socketpair, "socketpair");
+	BIND(accept, "accept");
+	BIND(accept4, "accept4");
+	BIND(dup, "dup");
+	BIND(dup2, "dup2");
+	BIND(dup3, "dup3");
+	BIND(fcntl, "fcntl");
+	BIND(fcntl64, "fcntl64");
+	errno = saved;
+}
+
+void libc_bind(void)
+{
+	pthread_once(&bind_once, bind_all);
+}
+
+#define LOAD(field) __atomic_load_n(&real.field, __ATOMIC_ACQUIRE)
+
+int libc_close(int fd)
+{
+	int (*fn)(int) = LOAD(close);
+	return fn ? fn(fd) : (int)syscall(SYS_close, fd);
+}
+
+int libc_shutdown(int fd, int how)
+{
+	int (*fn)(int, int) = LOAD(shutdown);
+	return fn ? fn(fd, how) : (int)syscall(SYS_shutdown, fd, how);
+}
+
+int libc_setsockopt(int fd, int level, int name, const void *value, socklen_t len)
+{
+	int (*fn)(int, int, int, const void *, socklen_t) = LOAD(setsockopt);
+	return fn ? fn(fd, level, name, value, len)
+		  : (int)syscall(SYS_setsockopt, fd, level, name, value, len);
+}
+
+int libc_getsockopt(int fd, int level, int name, void *value, socklen_t *len)
+{
+	int (*fn)(int, int, int, void *, socklen_t *) = LOAD(getsockopt);
+	return fn ? fn(fd, level, name, value, len)
+		  : (int)syscall(SYS_getsockopt, fd, level, name, value, len);
+}
+
+int libc_socket(int domain, int type, int protocol)
+{
+	int (*fn)(int, int, int) = LOAD(socket);
+	return fn ? fn(domain, type, protocol)
+		  : (int)syscall(SYS_socket, domain, type, protocol);
+}
+
+int libc_socketpair(int domain, int type, int protocol, int fds[2])
+{
+	int (*fn)(int, int, int, int[2]) = LOAD(socketpair);
+	return fn ? fn(domain, type, protocol, fds)
+		  : (int)syscall(SYS_socketpair, domain, type, protocol, fds);
+}
+
+int libc_accept(int fd, struct sockaddr *addr, socklen_t *len)
+{
+	int (*fn)(int, struct sockaddr *, socklen_t *) = LOAD(accept);
+	return fn ? fn(fd, addr, len) : (int)syscall(SYS_accept4, fd, addr, len, 0);
+}
+
+int libc_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
+{
+	int (*fn)(int, struct sockaddr *, socklen_t *, int) = LOAD(accept4);
+	return fn ? fn(fd, addr, len, flags)
+		  : (int)syscall(SYS_accept4, fd, addr, len, flags);
+}
+
+int libc_dup(int fd)
+{
+	int (*fn)(int) = LOAD(dup);
+	return fn ? fn(fd) : (int)syscall(SYS_dup, fd);
+}
+
+int libc_dup2(int fd, int target)
+{
+	int (*fn)(int, int) = LOAD(dup2);
+	if (fn)
+		return fn(fd, target);
+	/* dup3 refuses fd == target; dup2 then only checks that fd is open. */
+	if (fd == target)
+		return syscall(SYS_fcntl, fd, F_GETFD) < 0 ? -1 : target;
+	return (int)syscall(SYS_dup3, fd, target, 0);
+}
+
+int libc_dup3(int fd, int target, int flags)
+{
+	int (*fn)(int, int, int) = LOAD(dup3);
+	return fn ? fn(fd, target, flags) : (int)syscall(SYS_dup3, fd, target, flags);
+}
+
+int libc_fcntl(int fd, int cmd, void *arg)
+{
+	int (*fn)(int, int, ...) = LOAD(fcntl);
+	return fn ? fn(fd, cmd, arg) : (int)syscall(SYS_fcntl, fd, cmd, arg);
+}
+
+int libc_fcntl64(int fd, int cmd, void *arg)
+{
+	int (*fn)(int, int, ...) = LOAD(fcntl64);
+	if (fn == NULL)
+		fn = LOAD(fcntl);
+	return fn ? fn(fd, cmd, arg) : (int)syscall(SYS_fcntl, fd, cmd, arg);
+}

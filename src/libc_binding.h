@@ -1,0 +1,32 @@
+/* libc_binding.h: the real libc functions behind the interposed ones, bound
+ * once with dlsym(RTLD_NEXT), with raw system-call fallbacks before that. */
+#ifndef WSPCLOSE_LIBC_BINDING_H
+#define WSPCLOSE_LIBC_BINDING_H
+
+#include <sys/socket.h>
+
+/* Marks the interposed entry points: everything else is hidden, and the
+ * version script exports exactly these names. */
+#define WSPCLOSE_EXPORT __attribute__((visibility("default")))
+
+/* Resolves every real function once (pthread_once); called by the
+ * constructor, safe to call again. */
+void libc_bind(void);
+
+/* The application's own calls are forwarded through these, so that libc's
+ * behaviour (cancellation points, errno) is kept. */
+int libc_close(int fd);
+int libc_shutdown(int fd, int how);
+int libc_setsockopt(int fd, int level, int name, const void *value, socklen_t len);
+int libc_getsockopt(int fd, int level, int name, void *value, socklen_t *len);
+int libc_socket(int domain, int type, int protocol);
+int libc_socketpair(int domain, int type, int protocol, int fds[2]);
+int libc_accept(int fd, struct sockaddr *addr, socklen_t *len);
+int libc_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags);
+int libc_dup(int fd);
+int libc_dup2(int fd, int target);
+int libc_dup3(int fd, int target, int flags);
+int libc_fcntl(int fd, int cmd, void *arg);
+int libc_fcntl64(int fd, int cmd, void *arg);
+
+#endif

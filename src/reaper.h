@@ -1,0 +1,25 @@
+/* reaper.h: the background thread that owns held copies until their
+ * teardown finishes (SPEC §3). */
+#ifndef WSPCLOSE_REAPER_H
+#define WSPCLOSE_REAPER_H
+
+#include <stdbool.h>
+
+/* Starts the thread if it is not running yet. Not async-signal-safe (it
+ * creates a thread): called where a TCP socket is created or accepted, so
+ * that close() itself never has to. */
+void reaper_start_once(void);
+
+/* close() path, async-signal-safe: */
+bool reaper_is_running(void);
+/* Counts one more held copy against WSPCLOSE_MAX_HELD; false when full. */
+bool reaper_reserve(void);
+void reaper_unreserve(void);
+/* Gives the reaper a held copy whose entry is filled in. */
+void reaper_hand_off(int copy_fd);
+
+/* fork() child: the reaper thread does not exist there; close what it held
+ * and let the next TCP socket start a new one. */
+void reaper_forget_after_fork(void);
+
+#endif

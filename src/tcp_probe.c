@@ -1,0 +1,129 @@
+/* tcp_probe.c: the kernel queries behind the close decision and the reaper
+ * (SO_LINGER, O_NONBLOCK, SIOCOUTQ/SIOCINQ, TCP_INFO), as raw system calls. */
+#include "tcp_probe.h"
+#include "fd_table.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/sockios.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+/* syscall() returns -1 and sets errno; the probes return -errno instead, so
+ * the caller can keep the application's errno untouched. */
+static int result(long rc)
+{
+	return rc < 0 ? -errno : (int)rc;
+}
+
+static int get_int_option(int fd, int level, int name)
+{
+	int value = 0;
+	socklen_t len = sizeof value;
+	int rc = result(syscall(SYS_getsockopt, fd, level, name, &value, &len));
+	return rc < 0 ? rc : value;
+}
+
+int probe_linger(int fd, struct linger *out)
+{
+	socklen_t len = sizeof *out;
+	return result(syscall(SYS_getsockopt, fd, SOL_SOCKET, SO_LINGER, out, &len));
+}
+
+int set_linger(int fd, bool on, int seconds)
+{
+	struct linger l = { .l_onoff = on, .l_linger = seconds };
+	return result(syscall(SYS_setsockopt, fd, SOL_SOCKET, SO_LINGER, &l, sizeof l));
+}
+
+int probe_nonblocking(int fd)
+{
+	int flags = result(syscall(SYS_fcntl, fd, F_GETFL));
+	return flags < 0 ? flags : (flags & O_NONBLOCK) != 0;
+}
+
+static int queue_size(int fd, unsigned long request)
+{
+	int bytes = 0;
+	int rc = result(syscall(SYS_ioctl, fd, request, &bytes));
+	return rc < 0 ? rc : bytes;
+}
+
+int probe_send_queue(int fd) { return queue_size(fd, SIOCOUTQ); }
+int probe_receive_queue(int fd) { return queue_size(fd, SIOCINQ); }
+int probe_socket_error(int fd) { return get_int_option(fd, SOL_SOCKET, SO_ERROR); }
+
+int probe_tcp_state(int fd)
+{
+	/* Only the first byte (tcpi_state) is needed. */
+	struct tcp_info info;
+	socklen_t len = sizeof info;
+	int rc = result(syscall(SYS_getsockopt, fd, IPPROTO_TCP, TCP_INFO, &info, &len));
+	return rc < 0 ? rc : info.tcpi_state;
+}
+
+uint32_t probe_descriptor_kind(int fd, uint64_t *inode)
+{
+	struct stat st;
+	if (syscall(SYS_fstat, fd, &st) != 0 || !S_ISSOCK(st.st_mode))
+		return FD_KIND_NONE;
+	*inode = st.st_ino;
+	int domain = get_int_option(fd, SOL_SOCKET, SO_DOMAIN);
+	int type = get_int_option(fd, SOL_SOCKET, SO_TYPE);
+	int protocol = get_int_option(fd, SOL_SOCKET, SO_PROTOCOL);
+	bool inet = domain == AF_INET || domain == AF_INET6;
+	if (inet && type == SOCK_STREAM && protocol == IPPROTO_TCP)
+		return FD_KIND_TCP;
+	return FD_KIND_OTHER_SOCKET;
+}
+
+bool tcp_state_is_draining(int state)
+{
+	switch (state) {
+	case TCP_ESTABLISHED:
+	case TCP_SYN_SENT:
+	case TCP_SYN_RECV:
+	case TCP_CLOSE_WAIT:
+	case TCP_FIN_WAIT1:
+	case TCP_CLOSING:
+	case TCP_LAST_ACK:
+		return true;
+	default:
+		return false;
+	}
+}
+
+bool tcp_state_write_shut(int state)
+{
+	switch (state) {
+	case TCP_FIN_WAIT1:
+	case TCP_FIN_WAIT2:
+	case TCP_CLOSING:
+	case TCP_TIME_WAIT:
+	case TCP_LAST_ACK:
+		return true;
+	default:
+		return false;
+	}
+}
+
+int raw_close(int fd) { return result(syscall(SYS_close, fd)); }
+int raw_shutdown(int fd, int how) { return result(syscall(SYS_shutdown, fd, how)); }
+
+int raw_abort_connection(int fd)
+{
+	/* connect(AF_UNSPEC) runs tcp_disconnect(): RST now, queues dropped,
+	 * blocked callers woken, even while another thread holds the file. */
+	struct sockaddr unspec = { .sa_family = AF_UNSPEC };
+	set_linger(fd, true, 0);
+	return result(syscall(SYS_connect, fd, &unspec, sizeof unspec));
+}
+
+int raw_dup_at_or_above(int fd, int lowest)
+{
+	return result(syscall(SYS_fcntl, fd, F_DUPFD_CLOEXEC, lowest));
+}
