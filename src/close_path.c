@@ -1,134 +1,176 @@
-/* close_path.c: the close() of a descriptor the library may care about. The
- * common case (not a socket we know of) costs one table load; a TCP socket
- * costs the probes its row needs, then a hand-off, an abort, a W1 refusal or
- * a linger wait (SPEC §2). */
+/* close_path.c: the close of a descriptor the library may care about. The
+ * common case (not a socket we know of) costs one table load; a socket costs
+ * the probes its row needs, then a hand-off, an abort, a W1 refusal or a
+ * linger wait (SPEC §2). The number itself is given up last, by close() or
+ * atomically by the dup2()/dup3() that replaces it. */
 #include "close_path.h"
 #include "config.h"
 #include "fd_table.h"
 #include "libc_binding.h"
 #include "monotonic.h"
 #include "reaper.h"
+#include "stats.h"
 #include "tcp_probe.h"
+#include "trace.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
-/* Held copies go at or above this number when RLIMIT_NOFILE allows, so the
- * application's own descriptors stay low (below FD_SETSIZE). */
-#define HELD_FD_FLOOR 1024
+/* Initial-exec TLS: reading it is a plain load, safe in a signal handler. */
+static __thread bool files_unshared __attribute__((tls_model("initial-exec")));
 
-/* The facts close_decide() needs, read in order of cost: the table first,
- * SO_LINGER next, O_NONBLOCK and SIOCOUTQ only for the W and L rows. */
-struct probed {
+void close_path_note_files_unshared(void)
+{
+	files_unshared = true;
+}
+
+/* One close in progress: which number, why, and how the number is given up. */
+struct close_request {
+	int fd;
+	struct fd_entry *entry;
+	enum close_origin origin;
+	int replacement;      /* dup2/dup3 source taking fd's number, or -1 */
+	bool use_dup3;
+	int dup3_flags;
+	uint32_t state;       /* the entry as claimed, to restore on failure */
+	uint64_t socket_id;
 	struct close_facts facts;
 	struct linger linger;
+	/* Filled while acting, for the trace and the statistics: */
+	enum close_row final_row; /* L becomes L1 or L2 */
+	int held_fd;
+	bool tracing;
+	struct trace_socket described;
 };
 
-static int gather_socket_facts(int fd, struct probed *p)
+/* ---------------------------------------------------------------- facts */
+
+/* Probes in order of cost: SO_LINGER; TCP_INFO only with linger on;
+ * O_NONBLOCK and SIOCOUTQ only for the W and L rows. */
+static int gather_socket_facts(struct close_request *r)
 {
-	int rc = probe_linger(fd, &p->linger);
+	int rc = probe_linger(r->fd, &r->linger);
 	if (rc < 0)
 		return rc;
-	struct close_facts *f = &p->facts;
-	f->linger_on = p->linger.l_onoff != 0;
-	f->linger_seconds = p->linger.l_linger;
+	struct close_facts *f = &r->facts;
+	f->linger_on = r->linger.l_onoff != 0;
+	f->linger_seconds = r->linger.l_linger;
 	/* With linger off, G1 and G2 act alike: spare the TCP_INFO call. A FIN
 	 * already sent also means shutdown(SHUT_WR), even one made behind our
 	 * back (a dup, a raw system call). */
 	if (f->linger_on && !f->write_shut) {
-		int state = probe_tcp_state(fd);
+		int state = probe_tcp_state(r->fd);
 		f->write_shut = state >= 0 && tcp_state_write_shut(state);
 	}
 	if (close_needs_drain_facts(f)) {
-		f->nonblocking = probe_nonblocking(fd) == 1;
-		f->pending = probe_send_queue(fd) > 0;
+		f->nonblocking = probe_nonblocking(r->fd) == 1;
+		f->pending = probe_send_queue(r->fd) > 0;
 	}
 	return 0;
+}
+
+/* ---------------------------------------------------------------- the number */
+
+/* Gives up fd's number: a close, or the atomic replacement by dup2/dup3.
+ * A close here never fails in a way the caller could act on (the number is
+ * released even on EINTR), so it reports 0; a replacement reports its
+ * result. */
+static int give_up_number(const struct close_request *r, bool through_libc)
+{
+	/* An explicit close leaves a tombstone: a second close() of the same,
+	 * unreused number is reported as a double close. */
+	if (r->replacement < 0 && r->origin == CLOSE_EXPLICIT)
+		fd_table_bury(r->fd);
+	else
+		fd_table_forget(r->fd);
+	if (r->replacement < 0) {
+		if (through_libc)
+			return libc_close(r->fd);
+		raw_close(r->fd);
+		return 0;
+	}
+	int rc = r->use_dup3 ? libc_dup3(r->replacement, r->fd, r->dup3_flags)
+			     : libc_dup2(r->replacement, r->fd);
+	if (rc >= 0)
+		fd_table_note_duplicate(r->replacement, r->fd);
+	return rc;
+}
+
+/* Threads blocked on the socket return (Windows cancels them): a shutdown,
+ * unless unread data is waiting (then the kernel's close must send RST). */
+static void wake_blocked_callers(int fd)
+{
+	if (probe_receive_queue(fd) <= 0)
+		raw_shutdown(fd, SHUT_RDWR);
 }
 
 /* ---------------------------------------------------------------- actions */
 
-static int close_for_real(int fd)
-{
-	fd_table_forget(fd);
-	return libc_close(fd);
-}
-
 /* The kernel's own graceful close, never lingering: what a hand-off degrades
- * to when no copy can be held. */
-static int close_gracefully_now(int fd, const struct probed *p)
+ * to when no copy can be held, and the end of L1. */
+static int close_gracefully_now(const struct close_request *r)
 {
-	if (p->facts.linger_on)
-		set_linger(fd, false, p->linger.l_linger);
-	fd_table_forget(fd);
-	raw_close(fd);
-	return 0;
+	if (r->facts.linger_on)
+		set_linger(r->fd, false, r->linger.l_linger);
+	wake_blocked_callers(r->fd);
+	return give_up_number(r, false);
 }
 
-static int held_floor_fallback(void)
+static void fill_held_entry(struct fd_entry *held, const struct close_request *r,
+			    const struct close_plan *plan)
 {
-	struct rlimit lim;
-	if (syscall(SYS_prlimit64, 0, RLIMIT_NOFILE, NULL, &lim) != 0 ||
-	    lim.rlim_cur == RLIM_INFINITY)
-		return -1;
-	int half = (int)(lim.rlim_cur / 2);
-	return half > 2 ? half : -1;
+	int64_t now = monotonic_ns();
+	bool linger_deadline = plan->action == ACTION_HAND_OFF_LINGER;
+	held->held.since_ns = now;
+	held->held.deadline_ns = now + (linger_deadline
+		? (int64_t)r->facts.linger_seconds * NS_PER_SEC
+		: (int64_t)wspclose_settings.grace_ms * NS_PER_MS);
+	held->held.row = (uint8_t)plan->row;
+	held->held.deadline_kind = linger_deadline ? DEADLINE_LINGER : DEADLINE_GRACE;
+	held->held.linger_on = r->facts.linger_on;
+	/* The inode only matters to the reaper's trace line. */
+	atomic_store(&held->socket_id, r->tracing ? r->described.inode : 0);
+	atomic_store_explicit(&held->state, FD_KIND_TCP | FD_LIBRARY_OWNED | FD_HELD,
+			      memory_order_release);
 }
 
-/* A private O_CLOEXEC copy, high in the descriptor space. */
-static int make_held_copy(int fd)
+static int hand_off(struct close_request *r, const struct close_plan *plan)
 {
-	int copy = raw_dup_at_or_above(fd, HELD_FD_FLOOR);
-	if (copy == -EINVAL || copy == -EMFILE) {
-		int floor = held_floor_fallback();
-		if (floor >= 0 && floor < HELD_FD_FLOOR)
-			copy = raw_dup_at_or_above(fd, floor);
-	}
-	return copy;
-}
-
-static int hand_off(int fd, const struct probed *p, const struct close_plan *plan)
-{
-	const struct close_facts *f = &p->facts;
 	if (!reaper_is_running() || !reaper_reserve())
-		return close_gracefully_now(fd, p);
-	int copy = make_held_copy(fd);
+		return close_gracefully_now(r);
+	int copy = raw_dup_high(r->fd);
 	struct fd_entry *held = copy >= 0 ? fd_table_entry(copy) : NULL;
 	if (held == NULL) {
 		if (copy >= 0)
 			raw_close(copy);
 		reaper_unreserve();
-		return close_gracefully_now(fd, p);
+		return close_gracefully_now(r);
 	}
-	int64_t now = monotonic_ns();
-	bool linger_deadline = plan->action == ACTION_HAND_OFF_LINGER;
-	held->held.since_ns = now;
-	held->held.deadline_ns = now + (linger_deadline
-		? (int64_t)f->linger_seconds * NS_PER_SEC
-		: (int64_t)wspclose_settings.grace_ms * NS_PER_MS);
-	held->held.row = (uint8_t)plan->row;
-	held->held.deadline_kind = linger_deadline ? DEADLINE_LINGER : DEADLINE_GRACE;
-	held->held.linger_on = f->linger_on;
-	atomic_store(&held->socket_id, 0);
-	atomic_store_explicit(&held->state, FD_KIND_TCP | FD_LIBRARY_OWNED | FD_HELD,
-			      memory_order_release);
+	fill_held_entry(held, r, plan);
+	r->held_fd = copy;
 	/* Not the last reference any more: no FIN, no linger, just the number. */
-	fd_table_forget(fd);
-	raw_close(fd);
+	int rc = give_up_number(r, false);
+	if (rc < 0) {
+		/* The replacing dup failed: fd is still the application's. */
+		fd_table_forget(copy);
+		raw_close(copy);
+		reaper_unreserve();
+		fd_table_set_socket(r->fd, r->state & ~(uint32_t)FD_CLOSING, r->socket_id);
+		return rc;
+	}
 	reaper_hand_off(copy);
-	return 0;
+	return rc;
 }
 
-static int abort_connection(int fd)
+static int abort_connection(const struct close_request *r)
 {
-	raw_abort_connection(fd);
-	fd_table_forget(fd);
-	raw_close(fd);
-	return 0;
+	raw_abort_connection(r->fd);
+	return give_up_number(r, false);
 }
 
 /* Waits (bounded by the deadline) until our FIN is acknowledged. Returns
@@ -180,82 +222,236 @@ static bool wait_for_drain(int fd, int64_t deadline)
 
 /* L1/L2: block up to the linger time for the data to be acknowledged, then
  * close gracefully (L1) or reset the connection before returning (L2). */
-static int linger_close(int fd, const struct probed *p)
+static int linger_close(struct close_request *r)
 {
-	int64_t deadline = monotonic_ns() + (int64_t)p->facts.linger_seconds * NS_PER_SEC;
-	if (probe_receive_queue(fd) > 0)
-		return abort_connection(fd); /* unread data: RST, in every row */
-	raw_shutdown(fd, SHUT_RDWR);
-	if (!wait_for_drain(fd, deadline))
-		return abort_connection(fd); /* L2 */
-	return close_gracefully_now(fd, p); /* L1 */
+	int64_t deadline = monotonic_ns() + (int64_t)r->facts.linger_seconds * NS_PER_SEC;
+	r->final_row = ROW_L1;
+	if (probe_receive_queue(r->fd) > 0)
+		return abort_connection(r); /* unread data: RST, in every row */
+	raw_shutdown(r->fd, SHUT_RDWR);
+	if (!wait_for_drain(r->fd, deadline)) {
+		r->final_row = ROW_L2;
+		return abort_connection(r);
+	}
+	return close_gracefully_now(r);
 }
 
 /* ---------------------------------------------------------------- entry */
 
-static int close_socket(int fd, struct fd_entry *e, enum close_origin origin)
+static int close_plainly(const struct close_request *r)
 {
-	uint32_t state;
-	if (!fd_table_claim_close(e, &state)) {
+	fd_table_leave_epoll_sets(r->fd, r->entry);
+	if (r->facts.last_reference && !r->facts.shared_with_process)
+		wake_blocked_callers(r->fd);
+	return give_up_number(r, true);
+}
+
+/* What-if mode: what Windows would have done differently (for the trace). */
+static const char *windows_difference(const struct close_request *r, enum close_row row)
+{
+	switch (row) {
+	case ROW_W1:
+		return "Windows: close() fails with WSAEWOULDBLOCK and the socket stays open "
+		       "until the data is acknowledged; Linux lingered instead";
+	case ROW_L:
+		return "Windows: close() blocks until the data is acknowledged and resets "
+		       "the connection at the linger timeout; Linux never resets on timeout";
+	case ROW_W2:
+		return "Windows: close() returns at once; Linux waits for the FIN to be "
+		       "acknowledged";
+	case ROW_G2:
+		if (r->facts.linger_on && r->facts.linger_seconds == 0)
+			return "Windows: graceful close, linger is ignored after shutdown; "
+			       "Linux sends RST";
+		return r->facts.linger_on ? "Windows: close() returns at once, graceful; Linux "
+					    "may block up to the linger time"
+					  : "same as Windows: graceful close";
+	case ROW_G1:
+		return "same as Windows: graceful close, returns at once";
+	case ROW_A1:
+		return "same as Windows: RST at once";
+	default:
+		return NULL;
+	}
+}
+
+static void trace_decision(const struct close_request *r, struct close_plan plan,
+			   int64_t started, int rc, int error, const char *windows)
+{
+	int pending = probe_send_queue(r->fd); /* -EBADF once closed: only for W1 */
+	struct trace_close ev = {
+		.fd = r->fd, .origin = r->origin, .replaced = r->replacement >= 0,
+		.socket = &r->described, .facts = &r->facts,
+		.pending = r->facts.pending || pending >= 0 ? pending : -1,
+		.plan = { r->final_row, plan.action }, .held_fd = r->held_fd,
+		.blocked_ns = monotonic_ns() - started, .result = rc, .error = error,
+		.windows = windows,
+	};
+	if (ev.pending < 0)
+		ev.pending = r->facts.pending ? 1 : 0;
+	trace_close(&ev);
+}
+
+/* Linux semantics, traced with what Windows would have done. */
+static int close_passthrough(struct close_request *r)
+{
+	struct close_request windows = *r;
+	windows.facts.passthrough = false;
+	gather_socket_facts(&windows);
+	windows.facts.nonblocking = probe_nonblocking(r->fd) == 1;
+	windows.facts.pending = probe_send_queue(r->fd) > 0;
+	struct close_plan would = close_decide(&windows.facts);
+	stats_count_close(would.row);
+	if (!r->tracing)
+		return close_plainly(r);
+	int64_t started = monotonic_ns();
+	r->facts = windows.facts;
+	r->final_row = would.row;
+	int rc = close_plainly(r);
+	trace_decision(r, (struct close_plan){ would.row, ACTION_REAL_CLOSE }, started, rc,
+		       errno, windows_difference(r, would.row));
+	return rc;
+}
+
+static int close_socket(struct close_request *r)
+{
+	struct fd_entry *e = r->entry;
+	if (!fd_table_claim_close(e, &r->state)) {
 		errno = EBADF; /* another thread is closing this very descriptor */
 		return -1;
 	}
-	uint64_t id = atomic_load(&e->socket_id);
-	struct probed p = { .facts = {
-		.is_socket = true,
-		.is_tcp = fd_kind(state) == FD_KIND_TCP,
-		.shared_with_process = (state & FD_SHARED) != 0,
-		.write_shut = (state & FD_WRITE_SHUT) != 0,
-		.origin = origin,
-		.passthrough = wspclose_settings.passthrough,
-	} };
-	p.facts.last_reference = !p.facts.is_tcp || fd_table_is_last_reference(fd, state, id);
-
-	/* §1 rows first: they need no probe at all. */
-	if (close_decide(&p.facts).action == ACTION_REAL_CLOSE)
-		return close_for_real(fd);
-	if (gather_socket_facts(fd, &p) < 0)
-		return close_for_real(fd); /* stale entry: not a socket any more */
-
 	int saved_errno = errno;
-	struct close_plan plan = close_decide(&p.facts);
+	int64_t started = monotonic_ns();
+	r->socket_id = atomic_load(&e->socket_id);
+	r->held_fd = -1;
+	r->tracing = trace_enabled();
+	r->facts = (struct close_facts){
+		.is_socket = true,
+		.is_tcp = fd_kind(r->state) == FD_KIND_TCP,
+		.shared_with_process = (r->state & FD_SHARED) != 0,
+		.last_reference = fd_table_is_last_reference(r->fd, r->state, r->socket_id),
+		.write_shut = (r->state & FD_WRITE_SHUT) != 0,
+		.origin = r->origin,
+		.passthrough = wspclose_settings.passthrough,
+	};
+	if (r->tracing)
+		trace_describe(r->fd, &r->described);
+	if (r->state & FD_W1_REFUSED && r->origin == CLOSE_IMPLICIT)
+		stats_note_w1_abandoned(); /* Windows would have kept it open */
+
+	/* §1 rows first: they need no probe at all (unless traced). */
+	struct close_plan plan = close_decide(&r->facts);
+	if ((plan.action != ACTION_REAL_CLOSE || r->tracing) && gather_socket_facts(r) < 0) {
+		/* Stale entry: the number no longer holds a socket. */
+		errno = saved_errno;
+		return give_up_number(r, true);
+	}
+	plan = close_decide(&r->facts);
+	r->final_row = plan.row;
+	if (plan.row == ROW_PASSTHROUGH && r->facts.is_tcp)
+		return close_passthrough(r);
 	int rc;
 	switch (plan.action) {
+	case ACTION_REAL_CLOSE:
+		rc = close_plainly(r);
+		break;
 	case ACTION_FAIL_WOULDBLOCK:
+		/* W1: nothing changes, the fd stays usable. */
+		atomic_fetch_or(&e->state, FD_W1_REFUSED);
 		fd_table_release_claim(e);
+		stats_count_close(ROW_W1);
+		if (r->tracing)
+			trace_decision(r, plan, started, -1, EWOULDBLOCK, NULL);
 		errno = EWOULDBLOCK;
 		return -1;
 	case ACTION_HAND_OFF:
 	case ACTION_HAND_OFF_LINGER:
+		fd_table_leave_epoll_sets(r->fd, e);
 		pthread_testcancel(); /* close() stays a cancellation point */
-		rc = hand_off(fd, &p, &plan);
+		rc = hand_off(r, &plan);
 		break;
 	case ACTION_ABORT:
-		rc = abort_connection(fd);
+		fd_table_leave_epoll_sets(r->fd, e);
+		rc = abort_connection(r);
 		break;
 	case ACTION_LINGER_WAIT:
-		pthread_testcancel();
-		rc = linger_close(fd, &p);
-		break;
-	case ACTION_REAL_CLOSE:
 	default:
-		return close_for_real(fd);
+		fd_table_leave_epoll_sets(r->fd, e);
+		pthread_testcancel();
+		rc = linger_close(r);
+		break;
 	}
-	errno = saved_errno;
+	int error = errno;
+	stats_count_close(r->final_row);
+	if (r->tracing)
+		trace_decision(r, plan, started, rc, error, NULL);
+	errno = rc >= 0 ? saved_errno : error;
 	return rc;
 }
 
-int close_path_close(int fd, enum close_origin origin)
+/* A number the application closed before: close it again, and report a
+ * double close when the kernel says it was not open (not reused since). */
+static int close_buried(struct close_request *r)
 {
-	struct fd_entry *e = fd_table_entry(fd);
-	if (e == NULL)
-		return libc_close(fd);
-	uint32_t state = atomic_load_explicit(&e->state, memory_order_acquire);
-	if (state == 0)
-		return libc_close(fd); /* not a socket we know of: nothing extra */
+	uint32_t tombstone = FD_TOMBSTONE;
+	atomic_compare_exchange_strong(&r->entry->state, &tombstone, 0);
+	int rc = r->replacement < 0 ? libc_close(r->fd) : give_up_number(r, true);
+	if (rc < 0 && errno == EBADF && r->origin == CLOSE_EXPLICIT && r->replacement < 0)
+		stats_note_double_close();
+	return rc;
+}
+
+static int close_request_run(struct close_request *r)
+{
+	struct fd_entry *e = files_unshared ? NULL : fd_table_entry(r->fd);
+	uint32_t state = e ? atomic_load_explicit(&e->state, memory_order_acquire) : 0;
+	r->entry = e;
+	if (state == 0) {
+		/* Not a socket we know of: nothing extra, not even a table write. */
+		if (r->replacement < 0)
+			return libc_close(r->fd);
+		return give_up_number(r, true);
+	}
+	if (state == FD_TOMBSTONE)
+		return close_buried(r);
 	if (state & FD_LIBRARY_OWNED) {
 		errno = EBADF; /* the application never opened it */
 		return -1;
 	}
-	return close_socket(fd, e, origin);
+	if (fd_kind(state) == FD_KIND_EPOLL) {
+		fd_table_forget_epoll_set(r->fd);
+		return give_up_number(r, true);
+	}
+	return close_socket(r);
+}
+
+int close_path_close(int fd, enum close_origin origin)
+{
+	struct close_request r = { .fd = fd, .origin = origin, .replacement = -1 };
+	return close_request_run(&r);
+}
+
+int close_path_replace(int source, int target, bool use_dup3, int flags)
+{
+	struct close_request r = {
+		.fd = target, .origin = CLOSE_IMPLICIT,
+		.replacement = source, .use_dup3 = use_dup3, .dup3_flags = flags,
+	};
+	/* The kernel fails an invalid source, flags or target without touching
+	 * target: let it, before any row is applied to target. */
+	struct fd_entry *src = fd_table_entry(source);
+	bool source_ours = src && (atomic_load(&src->state) & FD_LIBRARY_OWNED);
+	if (source_ours || syscall(SYS_fcntl, source, F_GETFD) < 0 ||
+	    (use_dup3 && (source == target || (flags & ~O_CLOEXEC))) ||
+	    syscall(SYS_fcntl, target, F_GETFD) < 0) {
+		if (source_ours) {
+			errno = EBADF;
+			return -1;
+		}
+		int rc = use_dup3 ? libc_dup3(source, target, flags) : libc_dup2(source, target);
+		if (rc >= 0)
+			fd_table_note_duplicate(source, rc);
+		return rc;
+	}
+	return close_request_run(&r);
 }

@@ -3,6 +3,7 @@
  * (SPEC §5), with the kernel's own errors. */
 #include "libc_binding.h"
 #include "tcp_probe.h"
+#include "trace.h"
 #include "wspclose.h"
 
 #include <errno.h>
@@ -88,16 +89,29 @@ static int get_dontlinger(int fd, void *value, socklen_t *len)
 	return rc < 0 ? fail(rc) : 0;
 }
 
+static bool is_linger(int level, int name)
+{
+	return level == SOL_SOCKET && name == SO_LINGER;
+}
+
 WSPCLOSE_EXPORT int setsockopt(int fd, int level, int name, const void *value, socklen_t len)
 {
-	if (is_dontlinger(level, name)) {
-		int saved = errno;
-		int rc = set_dontlinger(fd, value, len);
-		if (rc == 0)
-			errno = saved;
-		return rc;
+	bool traced = trace_enabled() && (is_linger(level, name) || is_dontlinger(level, name));
+	int saved = errno;
+	struct linger before = { 0, 0 };
+	if (traced)
+		probe_linger(fd, &before);
+	int rc = is_dontlinger(level, name) ? set_dontlinger(fd, value, len)
+					    : libc_setsockopt(fd, level, name, value, len);
+	int error = errno;
+	if (traced) {
+		struct linger after = before;
+		probe_linger(fd, &after);
+		trace_linger(fd, is_dontlinger(level, name) ? "SO_DONTLINGER" : "SO_LINGER",
+			     &before, &after, rc, error);
 	}
-	return libc_setsockopt(fd, level, name, value, len);
+	errno = rc == 0 && (traced || is_dontlinger(level, name)) ? saved : error;
+	return rc;
 }
 
 WSPCLOSE_EXPORT int getsockopt(int fd, int level, int name, void *value, socklen_t *len)

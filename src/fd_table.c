@@ -2,9 +2,13 @@
  * only with atomics, so close() can consult it from a signal handler. */
 #include "fd_table.h"
 
+#include <errno.h>
 #include <stddef.h>
+#include <sys/epoll.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 /* Linux's default fs.nr_open: no descriptor can be above it unless root
  * raised that sysctl; descriptors beyond the table get plain Linux close. */
@@ -44,6 +48,12 @@ struct fd_entry *fd_table_entry(int fd)
 	return &t[fd];
 }
 
+bool fd_table_is_library_owned(int fd)
+{
+	struct fd_entry *e = fd_table_entry(fd);
+	return e != NULL && (atomic_load(&e->state) & FD_LIBRARY_OWNED);
+}
+
 static void note_highest(int fd)
 {
 	int seen = atomic_load_explicit(&highest_fd, memory_order_relaxed);
@@ -57,12 +67,19 @@ uint64_t fd_table_new_socket_id(void)
 	return atomic_fetch_add_explicit(&next_socket_id, 1, memory_order_relaxed);
 }
 
+static void clear_epoll_sets(struct fd_entry *e)
+{
+	for (int i = 0; i < FD_EPOLL_SLOTS; i++)
+		atomic_store_explicit(&e->epoll_sets[i], 0, memory_order_relaxed);
+}
+
 void fd_table_set_socket(int fd, uint32_t kind_and_flags, uint64_t socket_id)
 {
 	struct fd_entry *e = fd_table_entry(fd);
 	if (e == NULL)
 		return;
 	note_highest(fd);
+	clear_epoll_sets(e);
 	atomic_store_explicit(&e->socket_id, socket_id, memory_order_relaxed);
 	atomic_store_explicit(&e->state, kind_and_flags, memory_order_release);
 }
@@ -84,6 +101,13 @@ void fd_table_forget(int fd)
 		atomic_store_explicit(&e->state, 0, memory_order_release);
 }
 
+void fd_table_bury(int fd)
+{
+	struct fd_entry *e = fd_table_entry(fd);
+	if (e != NULL)
+		atomic_store_explicit(&e->state, FD_TOMBSTONE, memory_order_release);
+}
+
 void fd_table_note_duplicate(int source, int target)
 {
 	struct fd_entry *dst = fd_table_entry(target);
@@ -96,8 +120,80 @@ void fd_table_note_duplicate(int source, int target)
 		return;
 	}
 	atomic_fetch_or(&src->state, FD_HAS_DUPS);
-	uint32_t copied = (state & ~(FD_CLOSING | FD_LIBRARY_OWNED | FD_HELD)) | FD_HAS_DUPS;
+	/* Socket-wide facts travel; epoll membership is per number and stays. */
+	uint32_t copied = (state & (FD_KIND_MASK | FD_WRITE_SHUT | FD_SHARED)) | FD_HAS_DUPS;
 	fd_table_set_socket(target, copied, atomic_load(&src->socket_id));
+}
+
+void fd_table_note_epoll_add(int epfd, int fd)
+{
+	struct fd_entry *set = fd_table_entry(epfd);
+	uint32_t none = 0;
+	if (set != NULL)
+		atomic_compare_exchange_strong(&set->state, &none, FD_KIND_EPOLL);
+	note_highest(epfd);
+	struct fd_entry *e = fd_table_entry(fd);
+	/* Only sockets: closing anything else must stay a plain close(). */
+	if (e == NULL || !fd_is_socket(atomic_load(&e->state)))
+		return;
+	for (int i = 0; i < FD_EPOLL_SLOTS; i++) {
+		int32_t free_slot = 0;
+		if (atomic_compare_exchange_strong(&e->epoll_sets[i], &free_slot, epfd + 1))
+			return;
+	}
+	atomic_fetch_or(&e->state, FD_EPOLL_MANY);
+}
+
+void fd_table_forget_epoll_set(int epfd)
+{
+	int top = atomic_load(&highest_fd);
+	for (int fd = 0; fd <= top; fd++) {
+		struct fd_entry *e = fd_table_entry(fd);
+		if (e == NULL)
+			break;
+		for (int i = 0; i < FD_EPOLL_SLOTS; i++) {
+			int32_t member = epfd + 1;
+			atomic_compare_exchange_strong(&e->epoll_sets[i], &member, 0);
+		}
+	}
+}
+
+void fd_table_note_epoll_del(int epfd, int fd)
+{
+	struct fd_entry *e = fd_table_entry(fd);
+	if (e == NULL)
+		return;
+	for (int i = 0; i < FD_EPOLL_SLOTS; i++) {
+		int32_t member = epfd + 1;
+		atomic_compare_exchange_strong(&e->epoll_sets[i], &member, 0);
+	}
+}
+
+static void epoll_del(int epfd, int fd)
+{
+	syscall(SYS_epoll_ctl, epfd, EPOLL_CTL_DEL, fd, NULL);
+}
+
+void fd_table_leave_epoll_sets(int fd, struct fd_entry *e)
+{
+	int saved = errno;
+	for (int i = 0; i < FD_EPOLL_SLOTS; i++) {
+		int32_t member = atomic_exchange(&e->epoll_sets[i], 0);
+		if (member > 0)
+			epoll_del(member - 1, fd);
+	}
+	if (atomic_fetch_and(&e->state, ~(uint32_t)FD_EPOLL_MANY) & FD_EPOLL_MANY) {
+		/* Lost count: try every epoll set we know (ENOENT where absent). */
+		int top = atomic_load(&highest_fd);
+		for (int other = 0; other <= top; other++) {
+			struct fd_entry *o = fd_table_entry(other);
+			if (o == NULL)
+				break;
+			if (fd_kind(atomic_load(&o->state)) == FD_KIND_EPOLL)
+				epoll_del(other, fd);
+		}
+	}
+	errno = saved;
 }
 
 void fd_table_note_write_shut(int fd)
@@ -144,6 +240,11 @@ bool fd_table_is_last_reference(int fd, uint32_t state, uint64_t socket_id)
 			return false;
 	}
 	return true;
+}
+
+int fd_table_highest(void)
+{
+	return atomic_load(&highest_fd);
 }
 
 void fd_table_mark_all_shared(void)

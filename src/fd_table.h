@@ -14,6 +14,7 @@ enum fd_state_bits {
 	FD_KIND_NONE = 0x0,
 	FD_KIND_TCP = 0x1,          /* TCP over IPv4/IPv6 */
 	FD_KIND_OTHER_SOCKET = 0x2, /* UDP, AF_UNIX, raw, netlink, ... */
+	FD_KIND_EPOLL = 0x3,        /* an epoll set the application uses */
 
 	FD_WRITE_SHUT = 1u << 2,    /* shutdown(SHUT_WR/SHUT_RDWR) seen */
 	FD_SHARED = 1u << 3,        /* crossed a process boundary */
@@ -21,7 +22,16 @@ enum fd_state_bits {
 	FD_CLOSING = 1u << 5,       /* a close() owns this entry right now */
 	FD_LIBRARY_OWNED = 1u << 6, /* ours: held copy or reaper descriptor */
 	FD_HELD = 1u << 7,          /* a held copy (with FD_LIBRARY_OWNED) */
+	FD_EPOLL_MANY = 1u << 8,    /* in more epoll sets than epoll_sets[] holds */
+	FD_W1_REFUSED = 1u << 9,    /* close() answered W1 (EWOULDBLOCK) */
+	/* Alone: the application closed this socket number and it was not
+	 * reused through a call we see. A second close() that the kernel
+	 * answers EBADF is a double close (divergence report). */
+	FD_TOMBSTONE = 1u << 10,
 };
+
+/* How many epoll sets a socket is remembered in before FD_EPOLL_MANY. */
+#define FD_EPOLL_SLOTS 2
 
 /* How a held copy ends when its deadline passes. */
 enum held_deadline { DEADLINE_GRACE, DEADLINE_LINGER };
@@ -33,6 +43,7 @@ struct held_info {
 	int64_t deadline_ns;
 	uint32_t generation;   /* tells a stale epoll event from a live one */
 	uint32_t heap_index;   /* position in the reaper's deadline heap */
+	uint32_t data_segs_in; /* TCP_INFO at shutdown: later data means data-after-close */
 	uint8_t row;           /* enum close_row that handed it off */
 	uint8_t deadline_kind; /* enum held_deadline */
 	bool linger_on;        /* SO_LINGER must be cleared before the real close */
@@ -42,6 +53,7 @@ struct fd_entry {
 	_Atomic uint32_t state;
 	_Atomic int32_t next_handoff; /* link in the reaper's hand-off stack */
 	_Atomic uint64_t socket_id;   /* same value for every dup of a socket */
+	_Atomic int32_t epoll_sets[FD_EPOLL_SLOTS]; /* epoll fd + 1, 0 = free */
 	struct held_info held;
 };
 
@@ -52,6 +64,12 @@ void fd_table_init(void);
 struct fd_entry *fd_table_entry(int fd);
 
 static inline uint32_t fd_kind(uint32_t state) { return state & FD_KIND_MASK; }
+/* One of the library's own descriptors: not there for the application. */
+bool fd_table_is_library_owned(int fd);
+static inline bool fd_is_socket(uint32_t state)
+{
+	return fd_kind(state) == FD_KIND_TCP || fd_kind(state) == FD_KIND_OTHER_SOCKET;
+}
 
 /* An identity for a socket created in this process (inherited ones use
  * their inode). */
@@ -63,9 +81,19 @@ void fd_table_set_socket(int fd, uint32_t kind_and_flags, uint64_t socket_id);
 void fd_table_set_library_owned(int fd);
 /* Forgets fd: it is about to be closed (or was, behind our back). */
 void fd_table_forget(int fd);
+/* Forgets fd but remembers that the application closed it (FD_TOMBSTONE). */
+void fd_table_bury(int fd);
 /* `target` now refers to what `source` refers to (dup, dup2, F_DUPFD). */
 void fd_table_note_duplicate(int source, int target);
 void fd_table_note_write_shut(int fd);
+/* epoll_ctl() succeeded: remember which sets a socket is in (SPEC §4). */
+void fd_table_note_epoll_add(int epfd, int fd);
+void fd_table_note_epoll_del(int epfd, int fd);
+/* An epoll set is being closed: no socket is in it any more. */
+void fd_table_forget_epoll_set(int epfd);
+/* Removes fd from every epoll set it was added to, while it is still open,
+ * so that no event is ever reported for it after close(). */
+void fd_table_leave_epoll_sets(int fd, struct fd_entry *e);
 
 /* Takes the right to close fd; false when another close holds it. On success
  * *state gets the entry's state (with FD_CLOSING). */
@@ -74,6 +102,9 @@ void fd_table_release_claim(struct fd_entry *e);
 
 /* True when no other descriptor of this process holds the socket. */
 bool fd_table_is_last_reference(int fd, uint32_t state, uint64_t socket_id);
+
+/* The highest descriptor number ever recorded (-1: none). */
+int fd_table_highest(void);
 
 /* After fork(): every socket crossed a process boundary. */
 void fd_table_mark_all_shared(void);

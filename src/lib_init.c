@@ -3,8 +3,11 @@
 #include "config.h"
 #include "fd_table.h"
 #include "libc_binding.h"
+#include "monotonic.h"
 #include "reaper.h"
+#include "stats.h"
 #include "tcp_probe.h"
+#include "trace.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -74,5 +77,29 @@ __attribute__((constructor)) static void libwspclose_init(void)
 	config_load(&wspclose_settings, environment, STDERR_FILENO);
 	fd_table_init();
 	learn_existing_descriptors();
+	trace_open(&wspclose_settings);
 	pthread_atfork(NULL, after_fork_in_parent, after_fork_in_child);
+}
+
+/* How long the exit report waits for teardowns that are about to finish
+ * (a loopback FIN is acknowledged in microseconds), so that a program that
+ * closes and exits at once is not reported as exiting with held sockets. */
+#define EXIT_REPORT_SETTLE_MS 200
+
+static bool exit_report_wanted(void)
+{
+	const char *findings = secure_getenv("WSPCLOSE_FINDINGS_FILE");
+	return wspclose_settings.stats || trace_enabled() || (findings && *findings);
+}
+
+__attribute__((destructor)) static void libwspclose_fini(void)
+{
+	if (!exit_report_wanted())
+		return;
+	int64_t until = monotonic_ns() + EXIT_REPORT_SETTLE_MS * NS_PER_MS;
+	while (reaper_held_count() > 0 && monotonic_ns() < until) {
+		struct timespec ts = { 0, 1000000 };
+		nanosleep(&ts, NULL);
+	}
+	stats_report_at_exit(reaper_held_count());
 }

@@ -25,6 +25,11 @@ static struct {
 	int (*dup3)(int, int, int);
 	int (*fcntl)(int, int, ...);
 	int (*fcntl64)(int, int, ...);
+	int (*epoll_ctl)(int, int, int, struct epoll_event *);
+	ssize_t (*sendmsg)(int, const struct msghdr *, int);
+	ssize_t (*recvmsg)(int, struct msghdr *, int);
+	int (*sendmmsg)(int, struct mmsghdr *, unsigned int, int);
+	int (*recvmmsg)(int, struct mmsghdr *, unsigned int, int, struct timespec *);
 } real;
 
 static pthread_once_t bind_once = PTHREAD_ONCE_INIT;
@@ -66,6 +71,11 @@ static void bind_all(void)
 	BIND(dup3, "dup3");
 	BIND(fcntl, "fcntl");
 	BIND(fcntl64, "fcntl64");
+	BIND(epoll_ctl, "epoll_ctl");
+	BIND(sendmsg, "sendmsg");
+	BIND(recvmsg, "recvmsg");
+	BIND(sendmmsg, "sendmmsg");
+	BIND(recvmmsg, "recvmmsg");
 	errno = saved;
 }
 
@@ -164,4 +174,36 @@ int libc_fcntl64(int fd, int cmd, void *arg)
 	if (fn == NULL)
 		fn = LOAD(fcntl);
 	return fn ? fn(fd, cmd, arg) : (int)syscall(SYS_fcntl, fd, cmd, arg);
+}
+
+int libc_epoll_ctl(int epfd, int op, int fd, struct epoll_event *event)
+{
+	int (*fn)(int, int, int, struct epoll_event *) = LOAD(epoll_ctl);
+	return fn ? fn(epfd, op, fd, event) : (int)syscall(SYS_epoll_ctl, epfd, op, fd, event);
+}
+
+ssize_t libc_sendmsg(int fd, const struct msghdr *msg, int flags)
+{
+	ssize_t (*fn)(int, const struct msghdr *, int) = LOAD(sendmsg);
+	return fn ? fn(fd, msg, flags) : syscall(SYS_sendmsg, fd, msg, flags);
+}
+
+ssize_t libc_recvmsg(int fd, struct msghdr *msg, int flags)
+{
+	ssize_t (*fn)(int, struct msghdr *, int) = LOAD(recvmsg);
+	return fn ? fn(fd, msg, flags) : syscall(SYS_recvmsg, fd, msg, flags);
+}
+
+int libc_sendmmsg(int fd, struct mmsghdr *msgs, unsigned int n, int flags)
+{
+	int (*fn)(int, struct mmsghdr *, unsigned int, int) = LOAD(sendmmsg);
+	return fn ? fn(fd, msgs, n, flags) : (int)syscall(SYS_sendmmsg, fd, msgs, n, flags);
+}
+
+int libc_recvmmsg(int fd, struct mmsghdr *msgs, unsigned int n, int flags,
+		  struct timespec *timeout)
+{
+	int (*fn)(int, struct mmsghdr *, unsigned int, int, struct timespec *) = LOAD(recvmmsg);
+	return fn ? fn(fd, msgs, n, flags, timeout)
+		  : (int)syscall(SYS_recvmmsg, fd, msgs, n, flags, timeout);
 }

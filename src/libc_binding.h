@@ -3,7 +3,10 @@
 #ifndef WSPCLOSE_LIBC_BINDING_H
 #define WSPCLOSE_LIBC_BINDING_H
 
+#include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/types.h>
+#include <time.h>
 
 /* Marks the interposed entry points: everything else is hidden, and the
  * version script exports exactly these names. */
@@ -28,5 +31,11 @@ int libc_dup2(int fd, int target);
 int libc_dup3(int fd, int target, int flags);
 int libc_fcntl(int fd, int cmd, void *arg);
 int libc_fcntl64(int fd, int cmd, void *arg);
+int libc_epoll_ctl(int epfd, int op, int fd, struct epoll_event *event);
+ssize_t libc_sendmsg(int fd, const struct msghdr *msg, int flags);
+ssize_t libc_recvmsg(int fd, struct msghdr *msg, int flags);
+int libc_sendmmsg(int fd, struct mmsghdr *msgs, unsigned int n, int flags);
+int libc_recvmmsg(int fd, struct mmsghdr *msgs, unsigned int n, int flags,
+		  struct timespec *timeout);
 
 #endif

@@ -1,130 +1,204 @@
 /* reaper.c: the reaper thread. Held copies arrive on a lock-free stack, wait
  * in an edge-triggered epoll set (no event bits: it fires on TCP state
  * changes, not on data ACKs) and in a deadline heap, and are released when
- * our FIN is acknowledged, the peer resets, or the deadline passes (RST). */
+ * our FIN is acknowledged, the peer resets, or the deadline passes (RST).
+ *
+ * The channel (the epoll set and the eventfd that wakes the reaper) exists
+ * only while something is held: the closer that needs it first creates it,
+ * before giving up the application's number, and the reaper closes it when
+ * the last held copy is gone. While nothing is held the library holds no
+ * descriptor at all and the thread sleeps on a futex: no wake-ups. */
 #include "reaper.h"
 #include "close_decision.h"
 #include "config.h"
+#include "deadline_heap.h"
 #include "fd_table.h"
 #include "monotonic.h"
+#include "stats.h"
 #include "tcp_probe.h"
+#include "trace.h"
 
 #include <errno.h>
+#include <linux/futex.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
-#include <stdlib.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 enum reaper_status { REAPER_STOPPED, REAPER_STARTING, REAPER_RUNNING, REAPER_FAILED };
 
+enum channel_state {
+	CHANNEL_NONE,     /* no descriptors; the thread sleeps on the futex */
+	CHANNEL_CREATING, /* a closer is making the descriptors */
+	CHANNEL_READY,    /* epoll_fd and wake_fd are open */
+	CHANNEL_CLOSING,  /* the reaper is closing them (nothing held) */
+};
+
 #define WAKE_TOKEN UINT64_MAX
 #define EVENTS_PER_WAIT 64
-/* The reaper's own descriptors live with the held copies, high up. */
-#define REAPER_FD_FLOOR 1024
-
-struct deadline_item {
-	int64_t deadline_ns;
-	int fd;
-};
 
 static struct {
 	_Atomic int status;
-	int epoll_fd;
-	int wake_fd;
+	_Atomic int32_t channel;        /* enum channel_state; also a futex word */
+	_Atomic int epoll_fd;
+	_Atomic int wake_fd;
+	_Atomic int wakers;             /* closers between checking the channel and writing */
+	_Atomic int32_t vacate_fd;      /* a number the application wants, or -1 */
 	_Atomic int32_t handoff_head;   /* fd of the newest hand-off, or -1 */
 	_Atomic int wake_pending;       /* a wake-up is already on its way */
 	_Atomic long held;              /* held copies, reserved or live */
-	struct deadline_item *heap;     /* min-heap on deadline_ns */
-	size_t heap_len, heap_cap;
-} reaper = { .handoff_head = -1, .epoll_fd = -1, .wake_fd = -1 };
+	struct deadline_heap deadlines; /* the reaper thread's alone */
+} reaper = { .handoff_head = -1, .epoll_fd = -1, .wake_fd = -1, .vacate_fd = -1 };
 
-/* ---------------------------------------------------------------- heap */
+/* Set while this thread creates the channel: a signal handler interrupting
+ * it must not wait for itself. Initial-exec TLS: a plain load. */
+static __thread bool creating_channel_here __attribute__((tls_model("initial-exec")));
 
-static void heap_place(size_t i, struct deadline_item item)
+/* ---------------------------------------------------------------- waiting */
+
+static void futex_wait_while(_Atomic int32_t *word, int32_t value)
 {
-	reaper.heap[i] = item;
-	fd_table_entry(item.fd)->held.heap_index = (uint32_t)i;
+	syscall(SYS_futex, (int32_t *)word, FUTEX_WAIT_PRIVATE, value, NULL, NULL, 0);
 }
 
-static void heap_sift_up(size_t i)
+static void futex_wake_all(_Atomic int32_t *word)
 {
-	struct deadline_item item = reaper.heap[i];
-	while (i > 0) {
-		size_t parent = (i - 1) / 2;
-		if (reaper.heap[parent].deadline_ns <= item.deadline_ns)
-			break;
-		heap_place(i, reaper.heap[parent]);
-		i = parent;
-	}
-	heap_place(i, item);
+	syscall(SYS_futex, (int32_t *)word, FUTEX_WAKE_PRIVATE, INT32_MAX, NULL, NULL, 0);
 }
 
-static void heap_sift_down(size_t i)
+/* For states another thread leaves within microseconds. */
+static void pause_briefly(void)
 {
-	struct deadline_item item = reaper.heap[i];
-	for (;;) {
-		size_t child = 2 * i + 1;
-		if (child >= reaper.heap_len)
-			break;
-		if (child + 1 < reaper.heap_len &&
-		    reaper.heap[child + 1].deadline_ns < reaper.heap[child].deadline_ns)
-			child++;
-		if (item.deadline_ns <= reaper.heap[child].deadline_ns)
-			break;
-		heap_place(i, reaper.heap[child]);
-		i = child;
-	}
-	heap_place(i, item);
+	struct timespec ts = { 0, 50000 }; /* 50 µs */
+	syscall(SYS_nanosleep, &ts, NULL);
 }
 
-static bool heap_push(int fd, int64_t deadline_ns)
+/* ---------------------------------------------------------------- the channel */
+
+/* A library descriptor, moved up out of the application's way. */
+static int own_descriptor(int fd)
 {
-	if (reaper.heap_len == reaper.heap_cap)
-		return false;
-	reaper.heap[reaper.heap_len] = (struct deadline_item){ deadline_ns, fd };
-	heap_sift_up(reaper.heap_len++);
-	return true;
+	fd = raw_move_high(fd);
+	if (fd >= 0)
+		fd_table_set_library_owned(fd);
+	return fd;
 }
 
-static void heap_remove(size_t i)
+static void close_own_descriptor(_Atomic int *fd)
 {
-	reaper.heap_len--;
-	if (i == reaper.heap_len)
+	int old = atomic_exchange(fd, -1);
+	if (old < 0)
 		return;
-	heap_place(i, reaper.heap[reaper.heap_len]);
-	if (i > 0 && reaper.heap[(i - 1) / 2].deadline_ns > reaper.heap[i].deadline_ns)
-		heap_sift_up(i);
-	else
-		heap_sift_down(i);
+	fd_table_forget(old);
+	raw_close(old);
+}
+
+static bool create_channel_descriptors(void)
+{
+	int ep = own_descriptor((int)syscall(SYS_epoll_create1, EPOLL_CLOEXEC));
+	int wake = own_descriptor((int)syscall(SYS_eventfd2, 0, EFD_CLOEXEC | EFD_NONBLOCK));
+	atomic_store(&reaper.epoll_fd, ep);
+	atomic_store(&reaper.wake_fd, wake);
+	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = WAKE_TOKEN };
+	if (ep >= 0 && wake >= 0 &&
+	    syscall(SYS_epoll_ctl, ep, EPOLL_CTL_ADD, wake, &ev) == 0)
+		return true;
+	close_own_descriptor(&reaper.epoll_fd);
+	close_own_descriptor(&reaper.wake_fd);
+	return false;
+}
+
+/* Closer side: makes sure the channel is open. Async-signal-safe: system
+ * calls and atomics; it waits only for another thread. */
+static bool open_channel(void)
+{
+	for (;;) {
+		int32_t state = atomic_load(&reaper.channel);
+		if (state == CHANNEL_READY)
+			return true;
+		int32_t none = CHANNEL_NONE;
+		if (state == CHANNEL_NONE &&
+		    atomic_compare_exchange_strong(&reaper.channel, &none, CHANNEL_CREATING)) {
+			int saved = errno;
+			creating_channel_here = true;
+			bool ok = create_channel_descriptors();
+			creating_channel_here = false;
+			atomic_store(&reaper.wake_pending, 0);
+			atomic_store(&reaper.channel, ok ? CHANNEL_READY : CHANNEL_NONE);
+			futex_wake_all(&reaper.channel);
+			errno = saved;
+			return ok;
+		}
+		if (creating_channel_here)
+			return false; /* we interrupted ourselves: degrade */
+		pause_briefly();
+	}
+}
+
+/* Wakes the reaper. The channel check after `wakers` is raised pairs with
+ * the reaper's check of `wakers` after it marked the channel CLOSING: a
+ * closer never writes to a number that is no longer ours. */
+static void wake_reaper(void)
+{
+	int saved = errno;
+	atomic_fetch_add(&reaper.wakers, 1);
+	if (atomic_load(&reaper.channel) == CHANNEL_READY) {
+		uint64_t one = 1;
+		syscall(SYS_write, atomic_load(&reaper.wake_fd), &one, sizeof one);
+	}
+	atomic_fetch_sub(&reaper.wakers, 1);
+	errno = saved;
+}
+
+/* Reaper side: nothing held any more, so no descriptor either. */
+static void close_channel_if_idle(void)
+{
+	if (atomic_load(&reaper.held) != 0)
+		return;
+	atomic_store(&reaper.channel, CHANNEL_CLOSING);
+	if (atomic_load(&reaper.held) != 0) {
+		atomic_store(&reaper.channel, CHANNEL_READY); /* a closer just reserved */
+		return;
+	}
+	while (atomic_load(&reaper.wakers) > 0)
+		sched_yield();
+	close_own_descriptor(&reaper.epoll_fd);
+	close_own_descriptor(&reaper.wake_fd);
+	atomic_store(&reaper.wake_pending, 0);
+	/* A dup2() waiting for one of them: its number is free now. */
+	atomic_store(&reaper.vacate_fd, -1);
+	futex_wake_all(&reaper.vacate_fd);
+	atomic_store(&reaper.channel, CHANNEL_NONE);
+	futex_wake_all(&reaper.channel);
 }
 
 /* ---------------------------------------------------------------- release */
 
-enum held_outcome {
-	OUTCOME_FIN_ACKED,
-	OUTCOME_PEER_RESET,
-	OUTCOME_UNREAD_DATA,
-	OUTCOME_GRACE_TIMEOUT,
-	OUTCOME_LINGER_TIMEOUT,
-	OUTCOME_NO_CONNECTION,
-	OUTCOME_NO_ROOM,
-};
+static void note_heap_index(int fd, uint32_t index, void *context)
+{
+	(void)context;
+	fd_table_entry(fd)->held.heap_index = index;
+}
 
-static void release(int fd, enum held_outcome outcome)
+/* `state`: the TCP state that allowed the release (for the trace). */
+static void release_in_state(int fd, enum held_outcome outcome, int state)
 {
 	struct fd_entry *e = fd_table_entry(fd);
 	bool reset = outcome == OUTCOME_GRACE_TIMEOUT || outcome == OUTCOME_LINGER_TIMEOUT ||
 		     outcome == OUTCOME_UNREAD_DATA;
-	if (e->held.heap_index != UINT32_MAX)
-		heap_remove(e->held.heap_index);
-	e->held.heap_index = UINT32_MAX;
+	deadline_heap_remove(&reaper.deadlines, e->held.heap_index);
+	e->held.heap_index = DEADLINE_HEAP_NOWHERE;
 	e->held.generation++;
-	syscall(SYS_epoll_ctl, reaper.epoll_fd, EPOLL_CTL_DEL, fd, NULL);
+	/* Read before the number can be reused by another held copy. */
+	enum close_row row = (enum close_row)e->held.row;
+	int64_t held_ns = monotonic_ns() - e->held.since_ns;
+	uint64_t inode = atomic_load(&e->socket_id);
+	syscall(SYS_epoll_ctl, atomic_load(&reaper.epoll_fd), EPOLL_CTL_DEL, fd, NULL);
 	if (reset)
 		set_linger(fd, true, 0); /* close() then sends RST */
 	else if (e->held.linger_on)
@@ -132,23 +206,47 @@ static void release(int fd, enum held_outcome outcome)
 	atomic_store(&e->state, 0);
 	raw_close(fd);
 	atomic_fetch_sub(&reaper.held, 1);
+	stats_count_release(outcome);
+	trace_release(fd, inode, row, held_outcome_name(outcome), state, held_ns);
+}
+
+static void release(int fd, enum held_outcome outcome)
+{
+	release_in_state(fd, outcome, trace_enabled() ? probe_tcp_state(fd) : -1);
 }
 
 /* Releases fd when its teardown is over; otherwise it keeps waiting. */
 static void check_teardown(int fd)
 {
-	int state = probe_tcp_state(fd);
-	if (state >= 0 && tcp_state_is_draining(state))
+	struct tcp_snapshot now;
+	int rc = probe_tcp_snapshot(fd, &now);
+	if (rc >= 0 && tcp_state_is_draining(now.state))
 		return;
+	enum held_outcome outcome = OUTCOME_FIN_ACKED;
 	int error = probe_socket_error(fd);
-	release(fd, error == ECONNRESET || error == EPIPE ? OUTCOME_PEER_RESET
-							  : OUTCOME_FIN_ACKED);
+	if (error == ECONNRESET || error == EPIPE) {
+		/* Data segments after our shutdown: the kernel answered them with
+		 * RST. Otherwise the peer reset on its own. */
+		bool data_came = rc >= 0 &&
+			now.data_segs_in != fd_table_entry(fd)->held.data_segs_in;
+		outcome = data_came ? OUTCOME_DATA_AFTER_CLOSE : OUTCOME_PEER_RESET;
+	}
+	release_in_state(fd, outcome, rc >= 0 ? now.state : -1);
+}
+
+static void watch(int fd, struct fd_entry *e)
+{
+	struct epoll_event ev = {
+		.events = EPOLLET,
+		.data.u64 = ((uint64_t)e->held.generation << 32) | (uint32_t)fd,
+	};
+	syscall(SYS_epoll_ctl, atomic_load(&reaper.epoll_fd), EPOLL_CTL_ADD, fd, &ev);
 }
 
 static void adopt(int fd)
 {
 	struct fd_entry *e = fd_table_entry(fd);
-	e->held.heap_index = UINT32_MAX;
+	e->held.heap_index = DEADLINE_HEAP_NOWHERE;
 	/* Unread data at close: RST, as the kernel and RFC 1122 do. */
 	if (probe_receive_queue(fd) > 0) {
 		release(fd, OUTCOME_UNREAD_DATA);
@@ -156,15 +254,18 @@ static void adopt(int fd)
 	}
 	/* FIN after the queued data; wakes threads still blocked on it. */
 	if (raw_shutdown(fd, SHUT_RDWR) == -ENOTCONN) {
-		release(fd, OUTCOME_NO_CONNECTION);
+		release(fd, OUTCOME_NOT_CONNECTED);
 		return;
 	}
+	struct tcp_snapshot at_shutdown;
+	e->held.data_segs_in = probe_tcp_snapshot(fd, &at_shutdown) >= 0
+			       ? at_shutdown.data_segs_in : 0;
 	struct epoll_event ev = {
 		.events = EPOLLET,
 		.data.u64 = ((uint64_t)e->held.generation << 32) | (uint32_t)fd,
 	};
-	if (syscall(SYS_epoll_ctl, reaper.epoll_fd, EPOLL_CTL_ADD, fd, &ev) != 0 ||
-	    !heap_push(fd, e->held.deadline_ns)) {
+	if (syscall(SYS_epoll_ctl, atomic_load(&reaper.epoll_fd), EPOLL_CTL_ADD, fd, &ev) != 0 ||
+	    !deadline_heap_push(&reaper.deadlines, fd, e->held.deadline_ns)) {
 		/* Cannot watch it: let the kernel finish the graceful close. */
 		release(fd, OUTCOME_NO_ROOM);
 		return;
@@ -196,8 +297,10 @@ static void on_event(uint64_t token)
 
 static void expire_deadlines(int64_t now)
 {
-	while (reaper.heap_len > 0 && reaper.heap[0].deadline_ns <= now) {
-		int fd = reaper.heap[0].fd;
+	const struct deadline_item *first;
+	while ((first = deadline_heap_first(&reaper.deadlines)) != NULL &&
+	       first->deadline_ns <= now) {
+		int fd = first->fd;
 		struct fd_entry *e = fd_table_entry(fd);
 		release(fd, e->held.deadline_kind == DEADLINE_LINGER ? OUTCOME_LINGER_TIMEOUT
 								     : OUTCOME_GRACE_TIMEOUT);
@@ -206,85 +309,142 @@ static void expire_deadlines(int64_t now)
 
 static int wait_timeout_ms(int64_t now)
 {
-	if (reaper.heap_len == 0)
+	const struct deadline_item *first = deadline_heap_first(&reaper.deadlines);
+	if (first == NULL)
 		return -1; /* nothing to time: sleep until an event */
-	int64_t left = reaper.heap[0].deadline_ns - now;
+	int64_t left = first->deadline_ns - now;
 	if (left <= 0)
 		return 0;
 	int64_t ms = (left + NS_PER_MS - 1) / NS_PER_MS;
 	return ms > INT32_MAX ? INT32_MAX : (int)ms;
 }
 
+/* ---------------------------------------------------------------- vacate */
+
+/* The reaper's side of reaper_vacate(): the same descriptor, a new number. */
+static void move_own_descriptor(_Atomic int *which, int fd, bool is_wake_fd)
+{
+	int moved = raw_dup_high(fd);
+	if (moved < 0)
+		return; /* no room: the application's dup2 waits for the next try */
+	fd_table_set_library_owned(moved);
+	if (is_wake_fd) {
+		int ep = atomic_load(&reaper.epoll_fd);
+		struct epoll_event ev = { .events = EPOLLIN, .data.u64 = WAKE_TOKEN };
+		syscall(SYS_epoll_ctl, ep, EPOLL_CTL_ADD, moved, &ev);
+		syscall(SYS_epoll_ctl, ep, EPOLL_CTL_DEL, fd, NULL);
+	}
+	atomic_store(which, moved);
+	/* A closer that read the old number is still writing to it. */
+	while (is_wake_fd && atomic_load(&reaper.wakers) > 0)
+		sched_yield();
+	fd_table_forget(fd);
+	raw_close(fd);
+}
+
+static void move_held_copy(int fd)
+{
+	struct fd_entry *old = fd_table_entry(fd);
+	int moved = raw_dup_high(fd);
+	struct fd_entry *e = moved >= 0 ? fd_table_entry(moved) : NULL;
+	if (e == NULL) {
+		/* Nowhere to go: the kernel finishes the graceful close itself. */
+		if (moved >= 0)
+			raw_close(moved);
+		release(fd, OUTCOME_NO_ROOM);
+		return;
+	}
+	e->held = old->held;
+	e->held.generation++;
+	atomic_store(&e->socket_id, atomic_load(&old->socket_id));
+	atomic_store(&e->state, atomic_load(&old->state));
+	syscall(SYS_epoll_ctl, atomic_load(&reaper.epoll_fd), EPOLL_CTL_DEL, fd, NULL);
+	watch(moved, e);
+	if (e->held.heap_index != DEADLINE_HEAP_NOWHERE)
+		reaper.deadlines.items[e->held.heap_index].fd = moved;
+	old->held.generation++;
+	old->held.heap_index = DEADLINE_HEAP_NOWHERE;
+	fd_table_forget(fd);
+	raw_close(fd);
+	check_teardown(moved);
+}
+
+static void serve_vacate_request(void)
+{
+	int fd = atomic_load(&reaper.vacate_fd);
+	if (fd < 0)
+		return;
+	adopt_handoffs(); /* a copy still on the stack must be adopted first */
+	struct fd_entry *e = fd_table_entry(fd);
+	if (fd == atomic_load(&reaper.epoll_fd))
+		move_own_descriptor(&reaper.epoll_fd, fd, false);
+	else if (fd == atomic_load(&reaper.wake_fd))
+		move_own_descriptor(&reaper.wake_fd, fd, true);
+	else if (e != NULL && (atomic_load(&e->state) & FD_HELD))
+		move_held_copy(fd);
+	atomic_store(&reaper.vacate_fd, -1);
+	futex_wake_all(&reaper.vacate_fd);
+}
+
+/* ---------------------------------------------------------------- the thread */
+
+static void serve_events(void)
+{
+	struct epoll_event events[EVENTS_PER_WAIT];
+	int n = (int)syscall(SYS_epoll_pwait, atomic_load(&reaper.epoll_fd), events,
+			     EVENTS_PER_WAIT, wait_timeout_ms(monotonic_ns()), NULL, 0);
+	for (int i = 0; i < n; i++) {
+		if (events[i].data.u64 != WAKE_TOKEN) {
+			on_event(events[i].data.u64);
+			continue;
+		}
+		uint64_t count;
+		syscall(SYS_read, atomic_load(&reaper.wake_fd), &count, sizeof count);
+		/* Cleared before draining: a hand-off pushed after this point
+		 * sends a new wake-up. */
+		atomic_store(&reaper.wake_pending, 0);
+		adopt_handoffs();
+		serve_vacate_request();
+	}
+	expire_deadlines(monotonic_ns());
+}
+
 static void *reaper_main(void *unused)
 {
 	(void)unused;
-	struct epoll_event events[EVENTS_PER_WAIT];
 	for (;;) {
-		int n = epoll_wait(reaper.epoll_fd, events, EVENTS_PER_WAIT,
-				   wait_timeout_ms(monotonic_ns()));
-		if (n < 0 && errno != EINTR)
-			n = 0;
-		for (int i = 0; i < n; i++) {
-			if (events[i].data.u64 == WAKE_TOKEN) {
-				uint64_t count;
-				ssize_t ignored = read(reaper.wake_fd, &count, sizeof count);
-				(void)ignored;
-				/* Cleared before draining: a hand-off pushed after this
-				 * point sends a new wake-up. */
-				atomic_store(&reaper.wake_pending, 0);
-				adopt_handoffs();
-			} else {
-				on_event(events[i].data.u64);
-			}
+		int32_t channel = atomic_load(&reaper.channel);
+		if (channel != CHANNEL_READY) {
+			futex_wait_while(&reaper.channel, channel);
+			continue;
 		}
-		expire_deadlines(monotonic_ns());
+		serve_events();
+		close_channel_if_idle();
 	}
 	return NULL;
 }
 
-/* ---------------------------------------------------------------- start */
-
-/* A library descriptor, moved up out of the application's way. */
-static int own_descriptor(int fd)
+/* Grows the kernel's descriptor table up to where held copies go, once, so
+ * that no close() pays for it: growing a table shared by several threads
+ * waits for an RCU grace period (~10 ms here); done before the reaper
+ * thread exists, it usually costs nothing. The table never shrinks. */
+static void grow_descriptor_table(void)
 {
-	if (fd < 0)
-		return fd;
-	int high = raw_dup_at_or_above(fd, REAPER_FD_FLOOR);
-	if (high >= 0) {
-		raw_close(fd);
-		fd = high;
-	}
-	fd_table_set_library_owned(fd);
-	return fd;
-}
-
-static void close_own_descriptor(int *fd)
-{
-	if (*fd < 0)
-		return;
-	fd_table_forget(*fd);
-	raw_close(*fd);
-	*fd = -1;
+	int probe = (int)syscall(SYS_eventfd2, 0, EFD_CLOEXEC);
+	if (probe >= 0)
+		raw_close(raw_move_high(probe));
 }
 
 static bool start_thread(void)
 {
+	grow_descriptor_table();
 	size_t want = (size_t)wspclose_settings.max_held;
-	if (reaper.heap == NULL || reaper.heap_cap != want) {
-		free(reaper.heap);
-		reaper.heap = calloc(want, sizeof *reaper.heap);
-		reaper.heap_cap = reaper.heap ? want : 0;
-		if (reaper.heap == NULL)
+	if (reaper.deadlines.cap != want) {
+		deadline_heap_free(&reaper.deadlines);
+		if (!deadline_heap_init(&reaper.deadlines, want, note_heap_index, NULL))
 			return false;
 	}
-	reaper.heap_len = 0;
-	reaper.epoll_fd = own_descriptor(epoll_create1(EPOLL_CLOEXEC));
-	reaper.wake_fd = own_descriptor(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-	if (reaper.epoll_fd < 0 || reaper.wake_fd < 0)
-		return false;
-	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = WAKE_TOKEN };
-	if (syscall(SYS_epoll_ctl, reaper.epoll_fd, EPOLL_CTL_ADD, reaper.wake_fd, &ev) != 0)
-		return false;
+	reaper.deadlines.len = 0;
 
 	/* The thread inherits a full signal mask: no handler ever runs on it. */
 	sigset_t all, previous;
@@ -308,14 +468,8 @@ void reaper_start_once(void)
 	    !atomic_compare_exchange_strong(&reaper.status, &expected, REAPER_STARTING))
 		return;
 	int saved = errno;
-	if (start_thread()) {
-		atomic_store(&reaper.status, REAPER_RUNNING);
-	} else {
-		close_own_descriptor(&reaper.epoll_fd);
-		close_own_descriptor(&reaper.wake_fd);
-		/* Degrade for good: every close is then the kernel's own. */
-		atomic_store(&reaper.status, REAPER_FAILED);
-	}
+	/* Degrade for good on failure: every close is then the kernel's own. */
+	atomic_store(&reaper.status, start_thread() ? REAPER_RUNNING : REAPER_FAILED);
 	errno = saved;
 }
 
@@ -328,15 +482,27 @@ bool reaper_is_running(void)
 
 bool reaper_reserve(void)
 {
-	if (atomic_fetch_add(&reaper.held, 1) < wspclose_settings.max_held)
-		return true;
-	atomic_fetch_sub(&reaper.held, 1);
-	return false;
+	if (atomic_fetch_add(&reaper.held, 1) >= wspclose_settings.max_held) {
+		reaper_unreserve();
+		return false;
+	}
+	if (!open_channel()) {
+		reaper_unreserve();
+		return false;
+	}
+	return true;
 }
 
 void reaper_unreserve(void)
 {
-	atomic_fetch_sub(&reaper.held, 1);
+	/* The last one: let the reaper close the channel. */
+	if (atomic_fetch_sub(&reaper.held, 1) == 1)
+		wake_reaper();
+}
+
+long reaper_held_count(void)
+{
+	return atomic_load(&reaper.held);
 }
 
 void reaper_hand_off(int copy_fd)
@@ -346,13 +512,34 @@ void reaper_hand_off(int copy_fd)
 	do {
 		atomic_store_explicit(&e->next_handoff, head, memory_order_relaxed);
 	} while (!atomic_compare_exchange_weak(&reaper.handoff_head, &head, copy_fd));
-	if (atomic_exchange(&reaper.wake_pending, 1) == 0) {
-		uint64_t one = 1;
-		int saved = errno;
-		ssize_t ignored = write(reaper.wake_fd, &one, sizeof one);
-		(void)ignored;
-		errno = saved;
+	if (atomic_exchange(&reaper.wake_pending, 1) == 0)
+		wake_reaper();
+}
+
+void reaper_vacate(int fd)
+{
+	int saved = errno;
+	for (;;) {
+		struct fd_entry *e = fd_table_entry(fd);
+		if (e == NULL || !(atomic_load(&e->state) & FD_LIBRARY_OWNED))
+			break; /* free for the application now */
+		bool reapers = fd == atomic_load(&reaper.epoll_fd) ||
+			       fd == atomic_load(&reaper.wake_fd) ||
+			       (atomic_load(&e->state) & FD_HELD);
+		int32_t idle = -1;
+		if (!reapers || !reaper_is_running()) {
+			/* Another thread's short-lived descriptor (a linger wait,
+			 * a channel being created): it goes away by itself. */
+			pause_briefly();
+		} else if (atomic_compare_exchange_strong(&reaper.vacate_fd, &idle, fd)) {
+			wake_reaper();
+			while (atomic_load(&reaper.vacate_fd) == fd)
+				futex_wait_while(&reaper.vacate_fd, fd);
+		} else {
+			futex_wait_while(&reaper.vacate_fd, idle); /* one request at a time */
+		}
 	}
+	errno = saved;
 }
 
 /* ---------------------------------------------------------------- fork */
@@ -371,9 +558,13 @@ void reaper_forget_after_fork(void)
 	fd_table_for_each(close_inherited_copy);
 	close_own_descriptor(&reaper.epoll_fd);
 	close_own_descriptor(&reaper.wake_fd);
+	atomic_store(&reaper.channel, CHANNEL_NONE);
 	atomic_store(&reaper.handoff_head, -1);
 	atomic_store(&reaper.wake_pending, 0);
+	atomic_store(&reaper.wakers, 0);
+	atomic_store(&reaper.vacate_fd, -1);
 	atomic_store(&reaper.held, 0);
-	reaper.heap_len = 0;
+	reaper.deadlines.len = 0;
 	atomic_store(&reaper.status, REAPER_STOPPED);
+	creating_channel_here = false;
 }

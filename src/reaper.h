@@ -15,8 +15,15 @@ bool reaper_is_running(void);
 /* Counts one more held copy against WSPCLOSE_MAX_HELD; false when full. */
 bool reaper_reserve(void);
 void reaper_unreserve(void);
+/* Held copies right now (reserved ones included). */
+long reaper_held_count(void);
 /* Gives the reaper a held copy whose entry is filled in. */
 void reaper_hand_off(int copy_fd);
+
+/* dup2()/dup3() onto one of the library's numbers: moves the library's
+ * descriptor elsewhere and returns once fd is free for the application.
+ * Blocks only for the reaper's turn-around (it never blocks while moving). */
+void reaper_vacate(int fd);
 
 /* fork() child: the reaper thread does not exist there; close what it held
  * and let the next TCP socket start a new one. */

@@ -4,11 +4,13 @@
 #include "fd_table.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <fcntl.h>
 #include <linux/sockios.h>
+#include <linux/tcp.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <sys/ioctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -57,13 +59,24 @@ int probe_send_queue(int fd) { return queue_size(fd, SIOCOUTQ); }
 int probe_receive_queue(int fd) { return queue_size(fd, SIOCINQ); }
 int probe_socket_error(int fd) { return get_int_option(fd, SOL_SOCKET, SO_ERROR); }
 
-int probe_tcp_state(int fd)
+int probe_tcp_snapshot(int fd, struct tcp_snapshot *out)
 {
-	/* Only the first byte (tcpi_state) is needed. */
 	struct tcp_info info;
 	socklen_t len = sizeof info;
 	int rc = result(syscall(SYS_getsockopt, fd, IPPROTO_TCP, TCP_INFO, &info, &len));
-	return rc < 0 ? rc : info.tcpi_state;
+	if (rc < 0)
+		return rc;
+	out->state = info.tcpi_state;
+	out->data_segs_in = len >= offsetof(struct tcp_info, tcpi_data_segs_in) + sizeof(uint32_t)
+			    ? info.tcpi_data_segs_in : 0;
+	return 0;
+}
+
+int probe_tcp_state(int fd)
+{
+	struct tcp_snapshot snap;
+	int rc = probe_tcp_snapshot(fd, &snap);
+	return rc < 0 ? rc : snap.state;
 }
 
 uint32_t probe_descriptor_kind(int fd, uint64_t *inode)
@@ -84,13 +97,13 @@ uint32_t probe_descriptor_kind(int fd, uint64_t *inode)
 bool tcp_state_is_draining(int state)
 {
 	switch (state) {
-	case TCP_ESTABLISHED:
-	case TCP_SYN_SENT:
-	case TCP_SYN_RECV:
-	case TCP_CLOSE_WAIT:
-	case TCP_FIN_WAIT1:
-	case TCP_CLOSING:
-	case TCP_LAST_ACK:
+	case TCP_STATE_ESTABLISHED:
+	case TCP_STATE_SYN_SENT:
+	case TCP_STATE_SYN_RECV:
+	case TCP_STATE_CLOSE_WAIT:
+	case TCP_STATE_FIN_WAIT1:
+	case TCP_STATE_CLOSING:
+	case TCP_STATE_LAST_ACK:
 		return true;
 	default:
 		return false;
@@ -100,11 +113,11 @@ bool tcp_state_is_draining(int state)
 bool tcp_state_write_shut(int state)
 {
 	switch (state) {
-	case TCP_FIN_WAIT1:
-	case TCP_FIN_WAIT2:
-	case TCP_CLOSING:
-	case TCP_TIME_WAIT:
-	case TCP_LAST_ACK:
+	case TCP_STATE_FIN_WAIT1:
+	case TCP_STATE_FIN_WAIT2:
+	case TCP_STATE_CLOSING:
+	case TCP_STATE_TIME_WAIT:
+	case TCP_STATE_LAST_ACK:
 		return true;
 	default:
 		return false;
@@ -126,4 +139,38 @@ int raw_abort_connection(int fd)
 int raw_dup_at_or_above(int fd, int lowest)
 {
 	return result(syscall(SYS_fcntl, fd, F_DUPFD_CLOEXEC, lowest));
+}
+
+#define LIBRARY_FD_FLOOR 1024
+
+static int upper_half_floor(void)
+{
+	struct rlimit lim;
+	if (syscall(SYS_prlimit64, 0, RLIMIT_NOFILE, NULL, &lim) != 0 ||
+	    lim.rlim_cur == RLIM_INFINITY)
+		return -1;
+	int half = (int)(lim.rlim_cur / 2);
+	return half > 2 ? half : -1;
+}
+
+int raw_dup_high(int fd)
+{
+	int copy = raw_dup_at_or_above(fd, LIBRARY_FD_FLOOR);
+	if (copy == -EINVAL || copy == -EMFILE) {
+		int floor = upper_half_floor();
+		if (floor >= 0 && floor < LIBRARY_FD_FLOOR)
+			copy = raw_dup_at_or_above(fd, floor);
+	}
+	return copy;
+}
+
+int raw_move_high(int fd)
+{
+	if (fd < 0)
+		return fd;
+	int high = raw_dup_high(fd);
+	if (high < 0)
+		return fd;
+	raw_close(fd);
+	return high;
 }

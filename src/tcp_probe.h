@@ -14,7 +14,31 @@ int set_linger(int fd, bool on, int seconds);
 int probe_nonblocking(int fd);   /* 1, 0 or -errno */
 int probe_send_queue(int fd);    /* SIOCOUTQ: unsent + unacknowledged bytes */
 int probe_receive_queue(int fd); /* SIOCINQ: unread bytes */
-int probe_tcp_state(int fd);     /* TCP_INFO tcpi_state (TCP_ESTABLISHED, ...) */
+/* The kernel's TCP states (include/net/tcp_states.h, a stable ABI seen in
+ * TCP_INFO); glibc's <netinet/tcp.h> and <linux/tcp.h> cannot be mixed, and
+ * only the latter has the full struct tcp_info. */
+enum tcp_state_number {
+	TCP_STATE_ESTABLISHED = 1,
+	TCP_STATE_SYN_SENT,
+	TCP_STATE_SYN_RECV,
+	TCP_STATE_FIN_WAIT1,
+	TCP_STATE_FIN_WAIT2,
+	TCP_STATE_TIME_WAIT,
+	TCP_STATE_CLOSE,
+	TCP_STATE_CLOSE_WAIT,
+	TCP_STATE_LAST_ACK,
+	TCP_STATE_LISTEN,
+	TCP_STATE_CLOSING,
+};
+
+/* What the reaper needs from TCP_INFO. */
+struct tcp_snapshot {
+	int state;
+	uint32_t data_segs_in;   /* segments with data received so far */
+};
+
+int probe_tcp_state(int fd);     /* TCP_INFO tcpi_state, or -errno */
+int probe_tcp_snapshot(int fd, struct tcp_snapshot *out);
 int probe_socket_error(int fd);  /* SO_ERROR */
 
 /* FD_KIND_TCP, FD_KIND_OTHER_SOCKET or FD_KIND_NONE for any descriptor, and
@@ -33,5 +57,12 @@ int raw_shutdown(int fd, int how);
 int raw_abort_connection(int fd);
 /* F_DUPFD_CLOEXEC at or above `lowest`. */
 int raw_dup_at_or_above(int fd, int lowest);
+/* An O_CLOEXEC copy for the library's own use, out of the application's way:
+ * at or above 1024 when RLIMIT_NOFILE allows, otherwise in its upper half
+ * (the application's descriptors stay below FD_SETSIZE). */
+int raw_dup_high(int fd);
+/* Moves a descriptor the library just created up with raw_dup_high(); on
+ * failure it stays where it is. */
+int raw_move_high(int fd);
 
 #endif

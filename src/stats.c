@@ -1,0 +1,180 @@
+/* stats.c: the exit summary and divergence report. Counters are atomics
+ * (bumped from the close path, maybe in a signal handler); the report is
+ * built once, at exit, where stdio is fine. */
+#include "stats.h"
+#include "config.h"
+#include "fd_table.h"
+#include "trace.h"
+
+#include <fcntl.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define ROW_COUNT (ROW_L2 + 1)
+
+static _Atomic unsigned long closes_by_row[ROW_COUNT];
+static _Atomic unsigned long releases_by_outcome[OUTCOME_COUNT];
+static _Atomic unsigned long double_closes;
+static _Atomic unsigned long w1_abandoned;
+
+const char *held_outcome_name(enum held_outcome outcome)
+{
+	switch (outcome) {
+	case OUTCOME_FIN_ACKED: return "fin-acked";
+	case OUTCOME_PEER_RESET: return "peer-reset";
+	case OUTCOME_DATA_AFTER_CLOSE: return "data-after-close";
+	case OUTCOME_UNREAD_DATA: return "unread-data-reset";
+	case OUTCOME_GRACE_TIMEOUT: return "grace-timeout";
+	case OUTCOME_LINGER_TIMEOUT: return "linger-timeout";
+	case OUTCOME_NOT_CONNECTED: return "not-connected";
+	case OUTCOME_NO_ROOM: return "kernel-finishes";
+	case OUTCOME_COUNT: break;
+	}
+	return "unknown";
+}
+
+void stats_count_close(enum close_row row)
+{
+	if ((unsigned)row < ROW_COUNT)
+		atomic_fetch_add_explicit(&closes_by_row[row], 1, memory_order_relaxed);
+}
+
+void stats_count_release(enum held_outcome outcome)
+{
+	if ((unsigned)outcome < OUTCOME_COUNT)
+		atomic_fetch_add_explicit(&releases_by_outcome[outcome], 1, memory_order_relaxed);
+}
+
+void stats_note_double_close(void)
+{
+	atomic_fetch_add_explicit(&double_closes, 1, memory_order_relaxed);
+}
+
+void stats_note_w1_abandoned(void)
+{
+	atomic_fetch_add_explicit(&w1_abandoned, 1, memory_order_relaxed);
+}
+
+static unsigned long w1_still_open;
+
+static void count_w1_open(int fd, struct fd_entry *e)
+{
+	(void)fd;
+	if (atomic_load(&e->state) & FD_W1_REFUSED)
+		w1_still_open++;
+}
+
+struct findings {
+	unsigned long w1_unresolved, double_close, linger_resets, held_at_exit;
+};
+
+static unsigned long total(const struct findings *f)
+{
+	return f->w1_unresolved + f->double_close + f->linger_resets + f->held_at_exit;
+}
+
+/* Appends "name=count " to buf. */
+static size_t append_count(char *buf, size_t len, size_t cap, const char *name,
+			   unsigned long count)
+{
+	if (len >= cap)
+		return len;
+	int n = snprintf(buf + len, cap - len, "%s=%lu ", name, count);
+	return n < 0 ? len : len + (size_t)n;
+}
+
+/* One line: "G1=3 A1=1 ... fin-acked=3 ...". */
+static size_t format_counts(char *buf, size_t cap)
+{
+	size_t len = 0;
+	buf[0] = '\0';
+	for (int row = 0; row < ROW_COUNT; row++) {
+		unsigned long n = atomic_load(&closes_by_row[row]);
+		if (n != 0 && row != ROW_L)
+			len = append_count(buf, len, cap, close_row_name((enum close_row)row), n);
+	}
+	return len;
+}
+
+static void print_report(const struct findings *f, long still_held)
+{
+	char rows[512], line[1024];
+	format_counts(rows, sizeof rows);
+	size_t len = 0;
+	unsigned long held = 0;
+	char outcomes[512];
+	outcomes[0] = '\0';
+	for (int o = 0; o < OUTCOME_COUNT; o++) {
+		unsigned long n = atomic_load(&releases_by_outcome[o]);
+		held += n;
+		if (n != 0)
+			len = append_count(outcomes, len, sizeof outcomes,
+					   held_outcome_name((enum held_outcome)o), n);
+	}
+	int n = snprintf(line, sizeof line,
+		"libwspclose: summary for pid %ld\n"
+		"libwspclose:   closes by row: %s\n"
+		"libwspclose:   held sockets released: %lu (%s), still held at exit: %ld\n"
+		"libwspclose:   findings (would differ on Windows): %lu\n"
+		"libwspclose:     W1 (WSAEWOULDBLOCK) never followed by a successful close: %lu\n"
+		"libwspclose:     double close of a number not reused: %lu\n"
+		"libwspclose:     linger timeouts that reset the connection (data lost): %lu\n"
+		"libwspclose:     sockets still held at exit: %lu\n",
+		(long)getpid(), rows[0] ? rows : "none ", held,
+		outcomes[0] ? outcomes : "none ", still_held, total(f), f->w1_unresolved,
+		f->double_close, f->linger_resets, f->held_at_exit);
+	if (n > 0) {
+		ssize_t ignored = write(STDERR_FILENO, line,
+					(size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
+		(void)ignored;
+	}
+}
+
+static void trace_report(const struct findings *f, long still_held)
+{
+	char text[1024];
+	size_t len = format_counts(text, sizeof text);
+	char tail[256];
+	snprintf(tail, sizeof tail,
+		 "held_at_exit=%ld findings=%lu w1_unresolved=%lu double_close=%lu linger_resets=%lu",
+		 still_held, total(f), f->w1_unresolved, f->double_close, f->linger_resets);
+	snprintf(text + len, sizeof text - len, "%s", tail);
+	trace_summary(text);
+}
+
+static void append_findings_file(const struct findings *f)
+{
+	const char *path = secure_getenv("WSPCLOSE_FINDINGS_FILE");
+	if (path == NULL || *path == '\0')
+		return;
+	int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return;
+	char line[64];
+	int n = snprintf(line, sizeof line, "%ld %lu\n", (long)getpid(), total(f));
+	if (n > 0) {
+		ssize_t ignored = write(fd, line, (size_t)n);
+		(void)ignored;
+	}
+	close(fd); /* ours: the interposed close sees a plain file */
+}
+
+void stats_report_at_exit(long still_held)
+{
+	w1_still_open = 0;
+	fd_table_for_each(count_w1_open);
+	struct findings f = {
+		.w1_unresolved = w1_still_open + atomic_load(&w1_abandoned),
+		.double_close = atomic_load(&double_closes),
+		.linger_resets = atomic_load(&closes_by_row[ROW_L2]) +
+				 atomic_load(&releases_by_outcome[OUTCOME_LINGER_TIMEOUT]),
+		.held_at_exit = still_held > 0 ? (unsigned long)still_held : 0,
+	};
+	if (wspclose_settings.stats)
+		print_report(&f, still_held);
+	trace_report(&f, still_held);
+	append_findings_file(&f);
+}

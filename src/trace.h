@@ -1,0 +1,58 @@
+/* trace.h: WSPCLOSE_TRACE lines (SPEC §7): one per close decision, shutdown,
+ * linger change and reaper outcome, as text or JSON. Each line is built on
+ * the stack and written with one write() to an O_APPEND descriptor, so
+ * threads and processes sharing a file never interleave; no stdio, no malloc:
+ * the close path may trace from a signal handler. */
+#ifndef WSPCLOSE_TRACE_H
+#define WSPCLOSE_TRACE_H
+
+#include "close_decision.h"
+#include "config.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+/* What a line says about the socket, read while the descriptor is open. */
+struct trace_socket {
+	uint64_t inode;
+	int tcp_state;           /* -1: not TCP or unknown */
+	char local[64];          /* "127.0.0.1:8080", "[::1]:8080" or "" */
+	char remote[64];
+};
+
+struct trace_close {
+	int fd;
+	enum close_origin origin;
+	bool replaced;           /* the number was taken over by dup2/dup3 */
+	const struct trace_socket *socket;
+	const struct close_facts *facts;
+	int pending;             /* SIOCOUTQ bytes, -1 when not read */
+	struct close_plan plan;
+	int held_fd;             /* the held copy, -1 for none */
+	int64_t blocked_ns;      /* time spent inside close() */
+	int result;
+	int error;               /* errno when result < 0 */
+	const char *windows;     /* what-if mode: what Windows would have done */
+};
+
+/* Opens the trace target. Constructor only; an unusable target writes one
+ * warning to stderr and leaves tracing off. */
+void trace_open(const struct wspclose_config *config);
+bool trace_enabled(void);
+/* Reads what a trace line says about fd (a few system calls). */
+void trace_describe(int fd, struct trace_socket *out);
+
+void trace_close(const struct trace_close *event);
+void trace_shutdown(int fd, int how, int result, int error);
+void trace_linger(int fd, const char *option, const struct linger *before,
+		  const struct linger *after, int result, int error);
+void trace_release(int fd, uint64_t inode, enum close_row row, const char *outcome,
+		   int tcp_state, int64_t held_ns);
+/* A free-form summary line (used at exit). */
+void trace_summary(const char *text);
+
+/* Names of TCP states for traces ("ESTABLISHED", ...). */
+const char *trace_tcp_state_name(int state);
+
+#endif
