@@ -43,6 +43,7 @@ struct close_request {
 	struct linger linger;
 	/* Filled while acting, for the trace and the statistics: */
 	enum close_row final_row; /* L becomes L1 or L2 */
+	int pending_bytes;        /* SIOCOUTQ before acting (traced closes only) */
 	int held_fd;
 	bool tracing;
 	struct trace_socket described;
@@ -67,7 +68,7 @@ static int gather_socket_facts(struct close_request *r)
 		int state = probe_tcp_state(r->fd);
 		f->write_shut = state >= 0 && tcp_state_write_shut(state);
 	}
-	if (close_needs_drain_facts(f)) {
+	if (close_needs_drain_facts(f) && !r->tracing) { /* a traced close has them */
 		f->nonblocking = probe_nonblocking(r->fd) == 1;
 		f->pending = probe_send_queue(r->fd) > 0;
 	}
@@ -278,38 +279,53 @@ static const char *windows_difference(const struct close_request *r, enum close_
 static void trace_decision(const struct close_request *r, struct close_plan plan,
 			   int64_t started, int rc, int error, const char *windows)
 {
-	int pending = probe_send_queue(r->fd); /* -EBADF once closed: only for W1 */
 	struct trace_close ev = {
 		.fd = r->fd, .origin = r->origin, .replaced = r->replacement >= 0,
-		.socket = &r->described, .facts = &r->facts,
-		.pending = r->facts.pending || pending >= 0 ? pending : -1,
+		.socket = &r->described, .facts = &r->facts, .pending = r->pending_bytes,
 		.plan = { r->final_row, plan.action }, .held_fd = r->held_fd,
 		.blocked_ns = monotonic_ns() - started, .result = rc, .error = error,
 		.windows = windows,
 	};
-	if (ev.pending < 0)
-		ev.pending = r->facts.pending ? 1 : 0;
 	trace_close(&ev);
 }
 
-/* Linux semantics, traced with what Windows would have done. */
+/* A traced close shows every fact, not only those its row needed. */
+static void describe_for_trace(struct close_request *r)
+{
+	trace_describe(r->fd, &r->described);
+	r->facts.nonblocking = probe_nonblocking(r->fd) == 1;
+	r->pending_bytes = probe_send_queue(r->fd);
+	r->facts.pending = r->pending_bytes > 0;
+}
+
+/* Linux semantics, traced with what Windows would have done; the rows that
+ * would differ are counted as findings for the divergence report. */
 static int close_passthrough(struct close_request *r)
 {
 	struct close_request windows = *r;
 	windows.facts.passthrough = false;
 	gather_socket_facts(&windows);
-	windows.facts.nonblocking = probe_nonblocking(r->fd) == 1;
-	windows.facts.pending = probe_send_queue(r->fd) > 0;
+	if (!r->tracing) {
+		windows.facts.nonblocking = probe_nonblocking(r->fd) == 1;
+		windows.facts.pending = probe_send_queue(r->fd) > 0;
+	}
 	struct close_plan would = close_decide(&windows.facts);
-	stats_count_close(would.row);
-	if (!r->tracing)
-		return close_plainly(r);
 	int64_t started = monotonic_ns();
 	r->facts = windows.facts;
-	r->final_row = would.row;
 	int rc = close_plainly(r);
-	trace_decision(r, (struct close_plan){ would.row, ACTION_REAL_CLOSE }, started, rc,
-		       errno, windows_difference(r, would.row));
+	int error = errno;
+	int64_t blocked = monotonic_ns() - started;
+	r->final_row = would.row;
+	if (would.row == ROW_L) /* Linux lingered the whole time: Windows resets */
+		r->final_row = blocked >= (int64_t)windows.facts.linger_seconds * NS_PER_SEC
+			       ? ROW_L2 : ROW_L1;
+	if (would.row == ROW_W1)
+		stats_note_w1_abandoned(); /* never retried: leaks on Windows */
+	stats_count_close(r->final_row);
+	if (r->tracing)
+		trace_decision(r, (struct close_plan){ would.row, ACTION_REAL_CLOSE }, started,
+			       rc, error, windows_difference(r, would.row));
+	errno = error;
 	return rc;
 }
 
@@ -335,7 +351,7 @@ static int close_socket(struct close_request *r)
 		.passthrough = wspclose_settings.passthrough,
 	};
 	if (r->tracing)
-		trace_describe(r->fd, &r->described);
+		describe_for_trace(r);
 	if (r->state & FD_W1_REFUSED && r->origin == CLOSE_IMPLICIT)
 		stats_note_w1_abandoned(); /* Windows would have kept it open */
 

@@ -99,6 +99,13 @@ static size_t format_counts(char *buf, size_t cap)
 	return len;
 }
 
+static void trim_trailing_space(char *s)
+{
+	size_t n = strlen(s);
+	while (n > 0 && s[n - 1] == ' ')
+		s[--n] = '\0';
+}
+
 static void print_report(const struct findings *f, long still_held)
 {
 	char rows[512], line[1024];
@@ -114,17 +121,19 @@ static void print_report(const struct findings *f, long still_held)
 			len = append_count(outcomes, len, sizeof outcomes,
 					   held_outcome_name((enum held_outcome)o), n);
 	}
+	trim_trailing_space(rows);
+	trim_trailing_space(outcomes);
 	int n = snprintf(line, sizeof line,
 		"libwspclose: summary for pid %ld\n"
 		"libwspclose:   closes by row: %s\n"
-		"libwspclose:   held sockets released: %lu (%s), still held at exit: %ld\n"
+		"libwspclose:   held sockets released: %lu (%s); still held at exit: %ld\n"
 		"libwspclose:   findings (would differ on Windows): %lu\n"
 		"libwspclose:     W1 (WSAEWOULDBLOCK) never followed by a successful close: %lu\n"
 		"libwspclose:     double close of a number not reused: %lu\n"
 		"libwspclose:     linger timeouts that reset the connection (data lost): %lu\n"
 		"libwspclose:     sockets still held at exit: %lu\n",
-		(long)getpid(), rows[0] ? rows : "none ", held,
-		outcomes[0] ? outcomes : "none ", still_held, total(f), f->w1_unresolved,
+		(long)getpid(), rows[0] ? rows : "none", held,
+		outcomes[0] ? outcomes : "none", still_held, total(f), f->w1_unresolved,
 		f->double_close, f->linger_resets, f->held_at_exit);
 	if (n > 0) {
 		ssize_t ignored = write(STDERR_FILENO, line,
@@ -133,16 +142,31 @@ static void print_report(const struct findings *f, long still_held)
 	}
 }
 
-static void trace_report(const struct findings *f, long still_held)
+static void trace_report(const struct findings *f)
 {
-	char text[1024];
-	size_t len = format_counts(text, sizeof text);
-	char tail[256];
-	snprintf(tail, sizeof tail,
-		 "held_at_exit=%ld findings=%lu w1_unresolved=%lu double_close=%lu linger_resets=%lu",
-		 still_held, total(f), f->w1_unresolved, f->double_close, f->linger_resets);
-	snprintf(text + len, sizeof text - len, "%s", tail);
-	trace_summary(text);
+	struct trace_count closes[ROW_COUNT], releases[OUTCOME_COUNT];
+	size_t n_closes = 0, n_releases = 0;
+	for (int row = 0; row < ROW_COUNT; row++) {
+		unsigned long n = atomic_load(&closes_by_row[row]);
+		if (n != 0 && row != ROW_L)
+			closes[n_closes++] = (struct trace_count){
+				close_row_name((enum close_row)row), n };
+	}
+	for (int o = 0; o < OUTCOME_COUNT; o++) {
+		unsigned long n = atomic_load(&releases_by_outcome[o]);
+		if (n != 0)
+			releases[n_releases++] = (struct trace_count){
+				held_outcome_name((enum held_outcome)o), n };
+	}
+	struct trace_count findings[] = {
+		{ "total", total(f) },
+		{ "w1_unresolved", f->w1_unresolved },
+		{ "double_close", f->double_close },
+		{ "linger_resets", f->linger_resets },
+		{ "held_at_exit", f->held_at_exit },
+	};
+	trace_summary(closes, n_closes, releases, n_releases, findings,
+		      sizeof findings / sizeof findings[0]);
 }
 
 static void append_findings_file(const struct findings *f)
@@ -175,6 +199,6 @@ void stats_report_at_exit(long still_held)
 	};
 	if (wspclose_settings.stats)
 		print_report(&f, still_held);
-	trace_report(&f, still_held);
+	trace_report(&f);
 	append_findings_file(&f);
 }

@@ -348,8 +348,14 @@ static void linger_field(struct line *l, const char *key, bool on, int seconds)
 static void result_fields(struct line *l, int result, int error)
 {
 	field_int(l, "result", result);
-	const char *name = result < 0 ? strerrorname_np(error) : NULL;
-	field_str(l, "errno", name ? name : "0");
+	if (result >= 0) {
+		begin_field(l, "errno");
+		put_str(l, trace_json ? "null" : "0");
+		return;
+	}
+	/* Same value on Linux; W1 is specified as EWOULDBLOCK. */
+	const char *name = error == EWOULDBLOCK ? "EWOULDBLOCK" : strerrorname_np(error);
+	field_str(l, "errno", name ? name : "unknown");
 }
 
 /* ---------------------------------------------------------------- events */
@@ -424,12 +430,41 @@ void trace_release(int fd, uint64_t inode, enum close_row row, const char *outco
 	end_line(&l);
 }
 
-void trace_summary(const char *text)
+/* JSON: "key":{"a":1,"b":2}; text: key.a=1 key.b=2. */
+static void count_group(struct line *l, const char *key, const struct trace_count *c, size_t n)
+{
+	if (trace_json) {
+		begin_field(l, key);
+		put_str(l, "{");
+		for (size_t i = 0; i < n; i++) {
+			put_str(l, i ? ",\"" : "\"");
+			put_str(l, c[i].name);
+			put_str(l, "\":");
+			put_uint(l, c[i].count);
+		}
+		put_str(l, "}");
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		put_str(l, " ");
+		put_str(l, key);
+		put_str(l, ".");
+		put_str(l, c[i].name);
+		put_str(l, "=");
+		put_uint(l, c[i].count);
+	}
+}
+
+void trace_summary(const struct trace_count *closes, size_t n_closes,
+		   const struct trace_count *releases, size_t n_releases,
+		   const struct trace_count *findings, size_t n_findings)
 {
 	if (!trace_enabled())
 		return;
 	struct line l;
 	begin_line(&l, "summary");
-	field_str(&l, "report", text);
+	count_group(&l, "closes", closes, n_closes);
+	count_group(&l, "releases", releases, n_releases);
+	count_group(&l, "findings", findings, n_findings);
 	end_line(&l);
 }

@@ -10,6 +10,7 @@
 #include "config.h"
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
 
@@ -49,8 +50,16 @@ void trace_linger(int fd, const char *option, const struct linger *before,
 		  const struct linger *after, int result, int error);
 void trace_release(int fd, uint64_t inode, enum close_row row, const char *outcome,
 		   int tcp_state, int64_t held_ns);
-/* A free-form summary line (used at exit). */
-void trace_summary(const char *text);
+/* One named counter of the exit summary. */
+struct trace_count {
+	const char *name;
+	unsigned long count;
+};
+
+/* The exit summary: closes by row, releases by outcome, findings. */
+void trace_summary(const struct trace_count *closes, size_t n_closes,
+		   const struct trace_count *releases, size_t n_releases,
+		   const struct trace_count *findings, size_t n_findings);
 
 /* Names of TCP states for traces ("ESTABLISHED", ...). */
 const char *trace_tcp_state_name(int state);
