@@ -1,0 +1,1 @@
+# tests/diagnostics.mk: Automake fragment included from Makefile.am (paths relative to the top).
