@@ -252,8 +252,12 @@ static void adopt(int fd)
 		release(fd, OUTCOME_UNREAD_DATA);
 		return;
 	}
+	/* A listener (its blocked accept() calls fail, new connections are
+	 * refused) or a socket that never connected: nothing to tear down. */
+	int before = probe_tcp_state(fd);
+	bool connection = before != TCP_STATE_LISTEN && before != TCP_STATE_CLOSE;
 	/* FIN after the queued data; wakes threads still blocked on it. */
-	if (raw_shutdown(fd, SHUT_RDWR) == -ENOTCONN) {
+	if (raw_shutdown(fd, SHUT_RDWR) == -ENOTCONN || !connection) {
 		release(fd, OUTCOME_NOT_CONNECTED);
 		return;
 	}
@@ -390,6 +394,8 @@ static void serve_vacate_request(void)
 
 static void serve_events(void)
 {
+	/* A request made while the channel was being created sent no wake-up. */
+	serve_vacate_request();
 	struct epoll_event events[EVENTS_PER_WAIT];
 	int n = (int)syscall(SYS_epoll_pwait, atomic_load(&reaper.epoll_fd), events,
 			     EVENTS_PER_WAIT, wait_timeout_ms(monotonic_ns()), NULL, 0);
