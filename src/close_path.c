@@ -46,6 +46,7 @@ struct close_request {
 	int pending_bytes;        /* SIOCOUTQ before acting (traced closes only) */
 	int held_fd;
 	bool tracing;
+	bool traced;              /* the close line is already written */
 	struct trace_socket described;
 };
 
@@ -112,18 +113,18 @@ static void wake_blocked_callers(int fd)
 
 /* ---------------------------------------------------------------- actions */
 
-/* The kernel's own graceful close, never lingering: what a hand-off degrades
- * to when no copy can be held, and the end of L1. */
+/* The end of a graceful close whose FIN is already on its way (shutdown
+ * done): never lingering in the real close. Also what a hand-off degrades
+ * to when no copy can be held: the kernel finishes the teardown itself. */
 static int close_gracefully_now(const struct close_request *r)
 {
 	if (r->facts.linger_on)
 		set_linger(r->fd, false, r->linger.l_linger);
-	wake_blocked_callers(r->fd);
 	return give_up_number(r, false);
 }
 
 static void fill_held_entry(struct fd_entry *held, const struct close_request *r,
-			    const struct close_plan *plan)
+			    const struct close_plan *plan, uint32_t data_segs_in)
 {
 	int64_t now = monotonic_ns();
 	bool linger_deadline = plan->action == ACTION_HAND_OFF_LINGER;
@@ -134,14 +135,32 @@ static void fill_held_entry(struct fd_entry *held, const struct close_request *r
 	held->held.row = (uint8_t)plan->row;
 	held->held.deadline_kind = linger_deadline ? DEADLINE_LINGER : DEADLINE_GRACE;
 	held->held.linger_on = r->facts.linger_on;
+	held->held.data_segs_in = data_segs_in;
+	held->held.adopted = false;
+	held->held.heap_index = UINT32_MAX;
 	/* The inode only matters to the reaper's trace line. */
 	atomic_store(&held->socket_id, r->tracing ? r->described.inode : 0);
 	atomic_store_explicit(&held->state, FD_KIND_TCP | FD_LIBRARY_OWNED | FD_HELD,
 			      memory_order_release);
 }
 
-static int hand_off(struct close_request *r, const struct close_plan *plan)
+static void trace_decision(const struct close_request *r, struct close_plan plan,
+			   int64_t started, int rc, int error, const char *windows);
+static int abort_connection(const struct close_request *r);
+
+/* G1, G2, W2 and the implicit linger closes. The FIN goes out now, after
+ * the queued data, and threads blocked on the socket wake up. When the
+ * teardown is not over at once, an O_CLOEXEC copy high in the descriptor
+ * space is held for the reaper and the application's number given up. */
+static int hand_off(struct close_request *r, const struct close_plan *plan, int64_t started)
 {
+	/* Unread data at close: RST, as the kernel and RFC 1122 do. */
+	if (probe_receive_queue(r->fd) > 0)
+		return abort_connection(r);
+	raw_shutdown(r->fd, SHUT_RDWR);
+	struct tcp_snapshot snap;
+	if (probe_tcp_snapshot(r->fd, &snap) < 0 || !tcp_state_is_draining(snap.state))
+		return close_gracefully_now(r); /* already over (often, on loopback) */
 	if (!reaper_is_running() || !reaper_reserve())
 		return close_gracefully_now(r);
 	int copy = raw_dup_high(r->fd);
@@ -152,9 +171,9 @@ static int hand_off(struct close_request *r, const struct close_plan *plan)
 		reaper_unreserve();
 		return close_gracefully_now(r);
 	}
-	fill_held_entry(held, r, plan);
+	fill_held_entry(held, r, plan, snap.data_segs_in);
 	r->held_fd = copy;
-	/* Not the last reference any more: no FIN, no linger, just the number. */
+	/* Not the last reference any more: nothing more on the wire. */
 	int rc = give_up_number(r, false);
 	if (rc < 0) {
 		/* The replacing dup failed: fd is still the application's. */
@@ -164,7 +183,12 @@ static int hand_off(struct close_request *r, const struct close_plan *plan)
 		fd_table_set_socket(r->fd, r->state & ~(uint32_t)FD_CLOSING, r->socket_id);
 		return rc;
 	}
-	reaper_hand_off(copy);
+	/* The close line goes before the reaper can write the release line. */
+	if (r->tracing) {
+		trace_decision(r, *plan, started, rc, 0, NULL);
+		r->traced = true;
+	}
+	reaper_watch(copy);
 	return rc;
 }
 
@@ -294,8 +318,9 @@ static void describe_for_trace(struct close_request *r)
 {
 	trace_describe(r->fd, &r->described);
 	r->facts.nonblocking = probe_nonblocking(r->fd) == 1;
-	r->pending_bytes = probe_send_queue(r->fd);
-	r->facts.pending = r->pending_bytes > 0;
+	int pending = probe_send_queue(r->fd); /* a listener has none: EINVAL */
+	r->pending_bytes = pending < 0 ? -1 : pending;
+	r->facts.pending = pending > 0;
 }
 
 /* Linux semantics, traced with what Windows would have done; the rows that
@@ -341,6 +366,7 @@ static int close_socket(struct close_request *r)
 	r->socket_id = atomic_load(&e->socket_id);
 	r->held_fd = -1;
 	r->tracing = trace_enabled();
+	r->traced = false;
 	r->facts = (struct close_facts){
 		.is_socket = true,
 		.is_tcp = fd_kind(r->state) == FD_KIND_TCP,
@@ -384,7 +410,7 @@ static int close_socket(struct close_request *r)
 	case ACTION_HAND_OFF_LINGER:
 		fd_table_leave_epoll_sets(r->fd, e);
 		pthread_testcancel(); /* close() stays a cancellation point */
-		rc = hand_off(r, &plan);
+		rc = hand_off(r, &plan, started);
 		break;
 	case ACTION_ABORT:
 		fd_table_leave_epoll_sets(r->fd, e);
@@ -399,7 +425,7 @@ static int close_socket(struct close_request *r)
 	}
 	int error = errno;
 	stats_count_close(r->final_row);
-	if (r->tracing)
+	if (r->tracing && !r->traced)
 		trace_decision(r, plan, started, rc, error, NULL);
 	errno = rc >= 0 ? saved_errno : error;
 	return rc;

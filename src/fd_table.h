@@ -37,21 +37,22 @@ enum fd_state_bits {
 enum held_deadline { DEADLINE_GRACE, DEADLINE_LINGER };
 
 /* Bookkeeping of a held copy, in the copy's own entry: written by the
- * closing thread before the hand-off is published, then the reaper's. */
+ * closing thread before it registers the copy with the reaper's epoll set,
+ * then the reaper's. */
 struct held_info {
 	int64_t since_ns;
 	int64_t deadline_ns;
-	uint32_t generation;   /* tells a stale epoll event from a live one */
+	_Atomic uint32_t generation; /* tells a stale epoll event from a live one */
 	uint32_t heap_index;   /* position in the reaper's deadline heap */
 	uint32_t data_segs_in; /* TCP_INFO at shutdown: later data means data-after-close */
 	uint8_t row;           /* enum close_row that handed it off */
 	uint8_t deadline_kind; /* enum held_deadline */
 	bool linger_on;        /* SO_LINGER must be cleared before the real close */
+	bool adopted;          /* the reaper has it in its deadline heap */
 };
 
 struct fd_entry {
 	_Atomic uint32_t state;
-	_Atomic int32_t next_handoff; /* link in the reaper's hand-off stack */
 	_Atomic uint64_t socket_id;   /* same value for every dup of a socket */
 	_Atomic int32_t epoll_sets[FD_EPOLL_SLOTS]; /* epoll fd + 1, 0 = free */
 	struct held_info held;

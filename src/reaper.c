@@ -3,10 +3,13 @@
  * changes, not on data ACKs) and in a deadline heap, and are released when
  * our FIN is acknowledged, the peer resets, or the deadline passes (RST).
  *
- * The channel (the epoll set and the eventfd that wakes the reaper) exists
- * only while something is held: the closer that needs it first creates it,
- * before giving up the application's number, and the reaper closes it when
- * the last held copy is gone. While nothing is held the library holds no
+ * Closers shut the socket down themselves and add the held copy to the
+ * reaper's epoll set; after the shutdown the registration is ready at once,
+ * which is what wakes the reaper. The channel (that epoll set, and an
+ * eventfd for the rarer wake-ups: a dup2() onto our numbers, a reservation
+ * given back) exists only while something is held: the closer that needs it
+ * first creates it, before giving up the application's number, and the
+ * reaper closes it when the last held copy is gone. While nothing is held the library holds no
  * descriptor at all and the thread sleeps on a futex: no wake-ups. */
 #include "reaper.h"
 #include "close_decision.h"
@@ -45,15 +48,14 @@ enum channel_state {
 static struct {
 	_Atomic int status;
 	_Atomic int32_t channel;        /* enum channel_state; also a futex word */
+	_Atomic int channel_sleepers;   /* the reaper, while it waits on `channel` */
 	_Atomic int epoll_fd;
 	_Atomic int wake_fd;
 	_Atomic int wakers;             /* closers between checking the channel and writing */
 	_Atomic int32_t vacate_fd;      /* a number the application wants, or -1 */
-	_Atomic int32_t handoff_head;   /* fd of the newest hand-off, or -1 */
-	_Atomic int wake_pending;       /* a wake-up is already on its way */
 	_Atomic long held;              /* held copies, reserved or live */
 	struct deadline_heap deadlines; /* the reaper thread's alone */
-} reaper = { .handoff_head = -1, .epoll_fd = -1, .wake_fd = -1, .vacate_fd = -1 };
+} reaper = { .epoll_fd = -1, .wake_fd = -1, .vacate_fd = -1 };
 
 /* Set while this thread creates the channel: a signal handler interrupting
  * it must not wait for itself. Initial-exec TLS: a plain load. */
@@ -71,9 +73,14 @@ static void futex_wake_all(_Atomic int32_t *word)
 	syscall(SYS_futex, (int32_t *)word, FUTEX_WAKE_PRIVATE, INT32_MAX, NULL, NULL, 0);
 }
 
-/* For states another thread leaves within microseconds. */
-static void pause_briefly(void)
+/* For states another thread leaves within microseconds: yield first, and
+ * sleep only if the other thread does not get there. */
+static void pause_briefly(unsigned *round)
 {
+	if ((*round)++ < 16) {
+		syscall(SYS_sched_yield);
+		return;
+	}
 	struct timespec ts = { 0, 50000 }; /* 50 µs */
 	syscall(SYS_nanosleep, &ts, NULL);
 }
@@ -117,6 +124,7 @@ static bool create_channel_descriptors(void)
  * calls and atomics; it waits only for another thread. */
 static bool open_channel(void)
 {
+	unsigned round = 0;
 	for (;;) {
 		int32_t state = atomic_load(&reaper.channel);
 		if (state == CHANNEL_READY)
@@ -128,15 +136,17 @@ static bool open_channel(void)
 			creating_channel_here = true;
 			bool ok = create_channel_descriptors();
 			creating_channel_here = false;
-			atomic_store(&reaper.wake_pending, 0);
 			atomic_store(&reaper.channel, ok ? CHANNEL_READY : CHANNEL_NONE);
-			futex_wake_all(&reaper.channel);
+			/* Pairs with the reaper raising channel_sleepers before it
+			 * reads the channel state: no wake-up is ever lost. */
+			if (atomic_load(&reaper.channel_sleepers) > 0)
+				futex_wake_all(&reaper.channel);
 			errno = saved;
 			return ok;
 		}
 		if (creating_channel_here)
 			return false; /* we interrupted ourselves: degrade */
-		pause_briefly();
+		pause_briefly(&round);
 	}
 }
 
@@ -169,12 +179,10 @@ static void close_channel_if_idle(void)
 		sched_yield();
 	close_own_descriptor(&reaper.epoll_fd);
 	close_own_descriptor(&reaper.wake_fd);
-	atomic_store(&reaper.wake_pending, 0);
 	/* A dup2() waiting for one of them: its number is free now. */
-	atomic_store(&reaper.vacate_fd, -1);
-	futex_wake_all(&reaper.vacate_fd);
+	if (atomic_exchange(&reaper.vacate_fd, -1) != -1)
+		futex_wake_all(&reaper.vacate_fd);
 	atomic_store(&reaper.channel, CHANNEL_NONE);
-	futex_wake_all(&reaper.channel);
 }
 
 /* ---------------------------------------------------------------- release */
@@ -191,23 +199,26 @@ static void release_in_state(int fd, enum held_outcome outcome, int state)
 	struct fd_entry *e = fd_table_entry(fd);
 	bool reset = outcome == OUTCOME_GRACE_TIMEOUT || outcome == OUTCOME_LINGER_TIMEOUT ||
 		     outcome == OUTCOME_UNREAD_DATA;
-	deadline_heap_remove(&reaper.deadlines, e->held.heap_index);
+	if (e->held.adopted)
+		deadline_heap_remove(&reaper.deadlines, e->held.heap_index);
 	e->held.heap_index = DEADLINE_HEAP_NOWHERE;
-	e->held.generation++;
-	/* Read before the number can be reused by another held copy. */
-	enum close_row row = (enum close_row)e->held.row;
-	int64_t held_ns = monotonic_ns() - e->held.since_ns;
-	uint64_t inode = atomic_load(&e->socket_id);
-	syscall(SYS_epoll_ctl, atomic_load(&reaper.epoll_fd), EPOLL_CTL_DEL, fd, NULL);
+	e->held.adopted = false;
+	atomic_fetch_add(&e->held.generation, 1);
 	if (reset)
 		set_linger(fd, true, 0); /* close() then sends RST */
 	else if (e->held.linger_on)
 		set_linger(fd, false, 0); /* never let the real close linger */
+	/* Written before the copy goes (so that an exit right after sees it),
+	 * and read before its number can be reused by another held copy. */
+	trace_release(fd, atomic_load(&e->socket_id), (enum close_row)e->held.row,
+		      held_outcome_name(outcome), state, monotonic_ns() - e->held.since_ns);
+	stats_count_release(outcome);
+	/* The copy is the last reference: closing it also takes it out of the
+	 * epoll set (a late event of a still-referenced file is stale by its
+	 * generation). */
 	atomic_store(&e->state, 0);
 	raw_close(fd);
 	atomic_fetch_sub(&reaper.held, 1);
-	stats_count_release(outcome);
-	trace_release(fd, inode, row, held_outcome_name(outcome), state, held_ns);
 }
 
 static void release(int fd, enum held_outcome outcome)
@@ -223,69 +234,42 @@ static void check_teardown(int fd)
 	if (rc >= 0 && tcp_state_is_draining(now.state))
 		return;
 	enum held_outcome outcome = OUTCOME_FIN_ACKED;
-	int error = probe_socket_error(fd);
+	/* CLOSE is both "both FINs done" and "reset": SO_ERROR tells them apart. */
+	int error = rc >= 0 && now.state == TCP_STATE_CLOSE ? probe_socket_error(fd) : 0;
 	if (error == ECONNRESET || error == EPIPE) {
 		/* Data segments after our shutdown: the kernel answered them with
 		 * RST. Otherwise the peer reset on its own. */
-		bool data_came = rc >= 0 &&
-			now.data_segs_in != fd_table_entry(fd)->held.data_segs_in;
+		bool data_came = now.data_segs_in != fd_table_entry(fd)->held.data_segs_in;
 		outcome = data_came ? OUTCOME_DATA_AFTER_CLOSE : OUTCOME_PEER_RESET;
 	}
 	release_in_state(fd, outcome, rc >= 0 ? now.state : -1);
 }
 
-static void watch(int fd, struct fd_entry *e)
+static uint64_t event_token(int fd, struct fd_entry *e)
 {
-	struct epoll_event ev = {
-		.events = EPOLLET,
-		.data.u64 = ((uint64_t)e->held.generation << 32) | (uint32_t)fd,
-	};
-	syscall(SYS_epoll_ctl, atomic_load(&reaper.epoll_fd), EPOLL_CTL_ADD, fd, &ev);
+	return ((uint64_t)atomic_load(&e->held.generation) << 32) | (uint32_t)fd;
 }
 
-static void adopt(int fd)
+/* Edge-triggered, and the mask holds no EPOLLOUT: data ACKs (EPOLLOUT
+ * wake-ups) are filtered out by the kernel, TCP state changes (key-less
+ * wake-ups) are reported. After SHUT_RDWR the socket is readable and hung
+ * up, so the registration is ready at once. */
+static bool watch(int fd, struct fd_entry *e)
 {
-	struct fd_entry *e = fd_table_entry(fd);
-	e->held.heap_index = DEADLINE_HEAP_NOWHERE;
-	/* Unread data at close: RST, as the kernel and RFC 1122 do. */
-	if (probe_receive_queue(fd) > 0) {
-		release(fd, OUTCOME_UNREAD_DATA);
-		return;
-	}
-	/* A listener (its blocked accept() calls fail, new connections are
-	 * refused) or a socket that never connected: nothing to tear down. */
-	int before = probe_tcp_state(fd);
-	bool connection = before != TCP_STATE_LISTEN && before != TCP_STATE_CLOSE;
-	/* FIN after the queued data; wakes threads still blocked on it. */
-	if (raw_shutdown(fd, SHUT_RDWR) == -ENOTCONN || !connection) {
-		release(fd, OUTCOME_NOT_CONNECTED);
-		return;
-	}
-	struct tcp_snapshot at_shutdown;
-	e->held.data_segs_in = probe_tcp_snapshot(fd, &at_shutdown) >= 0
-			       ? at_shutdown.data_segs_in : 0;
-	struct epoll_event ev = {
-		.events = EPOLLET,
-		.data.u64 = ((uint64_t)e->held.generation << 32) | (uint32_t)fd,
-	};
-	if (syscall(SYS_epoll_ctl, atomic_load(&reaper.epoll_fd), EPOLL_CTL_ADD, fd, &ev) != 0 ||
-	    !deadline_heap_push(&reaper.deadlines, fd, e->held.deadline_ns)) {
-		/* Cannot watch it: let the kernel finish the graceful close. */
-		release(fd, OUTCOME_NO_ROOM);
-		return;
-	}
-	check_teardown(fd);
+	struct epoll_event ev = { .events = EPOLLET | EPOLLIN | EPOLLRDHUP,
+				  .data.u64 = event_token(fd, e) };
+	return syscall(SYS_epoll_ctl, atomic_load(&reaper.epoll_fd), EPOLL_CTL_ADD, fd, &ev) == 0;
 }
 
-static void adopt_handoffs(void)
+/* First event of a new held copy: its deadline joins the heap. */
+static bool adopt(int fd, struct fd_entry *e)
 {
-	int32_t fd = atomic_exchange(&reaper.handoff_head, -1);
-	while (fd >= 0) {
-		struct fd_entry *e = fd_table_entry(fd);
-		int32_t next = atomic_load(&e->next_handoff);
-		adopt(fd);
-		fd = next;
+	if (!deadline_heap_push(&reaper.deadlines, fd, e->held.deadline_ns)) {
+		release(fd, OUTCOME_NO_ROOM); /* the kernel finishes it */
+		return false;
 	}
+	e->held.adopted = true;
+	return true;
 }
 
 static void on_event(uint64_t token)
@@ -293,9 +277,11 @@ static void on_event(uint64_t token)
 	int fd = (int)(uint32_t)token;
 	struct fd_entry *e = fd_table_entry(fd);
 	uint32_t held = FD_LIBRARY_OWNED | FD_HELD;
-	if (e == NULL || (atomic_load(&e->state) & held) != held ||
-	    e->held.generation != (uint32_t)(token >> 32))
+	if (e == NULL || (atomic_load_explicit(&e->state, memory_order_acquire) & held) != held ||
+	    atomic_load(&e->held.generation) != (uint32_t)(token >> 32))
 		return; /* stale: that copy is already released */
+	if (!e->held.adopted && !adopt(fd, e))
+		return;
 	check_teardown(fd);
 }
 
@@ -358,16 +344,24 @@ static void move_held_copy(int fd)
 		release(fd, OUTCOME_NO_ROOM);
 		return;
 	}
-	e->held = old->held;
-	e->held.generation++;
+	e->held.since_ns = old->held.since_ns;
+	e->held.deadline_ns = old->held.deadline_ns;
+	e->held.data_segs_in = old->held.data_segs_in;
+	e->held.row = old->held.row;
+	e->held.deadline_kind = old->held.deadline_kind;
+	e->held.linger_on = old->held.linger_on;
+	e->held.adopted = old->held.adopted;
+	e->held.heap_index = old->held.heap_index;
+	atomic_fetch_add(&e->held.generation, 1);
 	atomic_store(&e->socket_id, atomic_load(&old->socket_id));
 	atomic_store(&e->state, atomic_load(&old->state));
 	syscall(SYS_epoll_ctl, atomic_load(&reaper.epoll_fd), EPOLL_CTL_DEL, fd, NULL);
 	watch(moved, e);
 	if (e->held.heap_index != DEADLINE_HEAP_NOWHERE)
 		reaper.deadlines.items[e->held.heap_index].fd = moved;
-	old->held.generation++;
+	atomic_fetch_add(&old->held.generation, 1);
 	old->held.heap_index = DEADLINE_HEAP_NOWHERE;
+	old->held.adopted = false;
 	fd_table_forget(fd);
 	raw_close(fd);
 	check_teardown(moved);
@@ -378,7 +372,6 @@ static void serve_vacate_request(void)
 	int fd = atomic_load(&reaper.vacate_fd);
 	if (fd < 0)
 		return;
-	adopt_handoffs(); /* a copy still on the stack must be adopted first */
 	struct fd_entry *e = fd_table_entry(fd);
 	if (fd == atomic_load(&reaper.epoll_fd))
 		move_own_descriptor(&reaper.epoll_fd, fd, false);
@@ -406,10 +399,6 @@ static void serve_events(void)
 		}
 		uint64_t count;
 		syscall(SYS_read, atomic_load(&reaper.wake_fd), &count, sizeof count);
-		/* Cleared before draining: a hand-off pushed after this point
-		 * sends a new wake-up. */
-		atomic_store(&reaper.wake_pending, 0);
-		adopt_handoffs();
 		serve_vacate_request();
 	}
 	expire_deadlines(monotonic_ns());
@@ -419,13 +408,17 @@ static void *reaper_main(void *unused)
 {
 	(void)unused;
 	for (;;) {
+		atomic_fetch_add(&reaper.channel_sleepers, 1);
 		int32_t channel = atomic_load(&reaper.channel);
-		if (channel != CHANNEL_READY) {
+		if (channel != CHANNEL_READY)
 			futex_wait_while(&reaper.channel, channel);
+		atomic_fetch_sub(&reaper.channel_sleepers, 1);
+		if (channel != CHANNEL_READY)
 			continue;
-		}
-		serve_events();
+		/* A reservation given back before we got here: nothing to wait for. */
 		close_channel_if_idle();
+		if (atomic_load(&reaper.channel) == CHANNEL_READY)
+			serve_events();
 	}
 	return NULL;
 }
@@ -511,15 +504,15 @@ long reaper_held_count(void)
 	return atomic_load(&reaper.held);
 }
 
-void reaper_hand_off(int copy_fd)
+void reaper_watch(int copy_fd)
 {
 	struct fd_entry *e = fd_table_entry(copy_fd);
-	int32_t head = atomic_load(&reaper.handoff_head);
-	do {
-		atomic_store_explicit(&e->next_handoff, head, memory_order_relaxed);
-	} while (!atomic_compare_exchange_weak(&reaper.handoff_head, &head, copy_fd));
-	if (atomic_exchange(&reaper.wake_pending, 1) == 0)
-		wake_reaper();
+	if (watch(copy_fd, e))
+		return;
+	/* No room in the epoll set: the kernel finishes the teardown itself. */
+	atomic_store(&e->state, 0);
+	raw_close(copy_fd);
+	reaper_unreserve();
 }
 
 void reaper_vacate(int fd)
@@ -536,7 +529,8 @@ void reaper_vacate(int fd)
 		if (!reapers || !reaper_is_running()) {
 			/* Another thread's short-lived descriptor (a linger wait,
 			 * a channel being created): it goes away by itself. */
-			pause_briefly();
+			unsigned round = 16; /* that may take a while: sleep */
+			pause_briefly(&round);
 		} else if (atomic_compare_exchange_strong(&reaper.vacate_fd, &idle, fd)) {
 			wake_reaper();
 			while (atomic_load(&reaper.vacate_fd) == fd)
@@ -565,8 +559,7 @@ void reaper_forget_after_fork(void)
 	close_own_descriptor(&reaper.epoll_fd);
 	close_own_descriptor(&reaper.wake_fd);
 	atomic_store(&reaper.channel, CHANNEL_NONE);
-	atomic_store(&reaper.handoff_head, -1);
-	atomic_store(&reaper.wake_pending, 0);
+	atomic_store(&reaper.channel_sleepers, 0);
 	atomic_store(&reaper.wakers, 0);
 	atomic_store(&reaper.vacate_fd, -1);
 	atomic_store(&reaper.held, 0);
