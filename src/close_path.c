@@ -256,6 +256,7 @@ static int linger_close(struct close_request *r)
 	raw_shutdown(r->fd, SHUT_RDWR);
 	if (!wait_for_drain(r->fd, deadline)) {
 		r->final_row = ROW_L2;
+		stats_note_linger_reset();
 		return abort_connection(r);
 	}
 	return close_gracefully_now(r);
@@ -277,19 +278,19 @@ static const char *windows_difference(const struct close_request *r, enum close_
 	switch (row) {
 	case ROW_W1:
 		return "Windows: close() fails with WSAEWOULDBLOCK and the socket stays open "
-		       "until the data is acknowledged; Linux lingered instead";
+		       "until the data is acknowledged";
 	case ROW_L:
 		return "Windows: close() blocks until the data is acknowledged and resets "
-		       "the connection at the linger timeout; Linux never resets on timeout";
+		       "the connection at the linger timeout (Linux never resets)";
 	case ROW_W2:
-		return "Windows: close() returns at once; Linux waits for the FIN to be "
-		       "acknowledged";
+		return "Windows: close() returns at once (Linux waits for the FIN to be "
+		       "acknowledged)";
 	case ROW_G2:
 		if (r->facts.linger_on && r->facts.linger_seconds == 0)
-			return "Windows: graceful close, linger is ignored after shutdown; "
-			       "Linux sends RST";
-		return r->facts.linger_on ? "Windows: close() returns at once, graceful; Linux "
-					    "may block up to the linger time"
+			return "Windows: graceful close, linger is ignored after shutdown "
+			       "(Linux sends RST)";
+		return r->facts.linger_on ? "Windows: close() returns at once, graceful (Linux "
+					    "may block up to the linger time)"
 					  : "same as Windows: graceful close";
 	case ROW_G1:
 		return "same as Windows: graceful close, returns at once";
@@ -344,6 +345,8 @@ static int close_passthrough(struct close_request *r)
 	if (would.row == ROW_L) /* Linux lingered the whole time: Windows resets */
 		r->final_row = blocked >= (int64_t)windows.facts.linger_seconds * NS_PER_SEC
 			       ? ROW_L2 : ROW_L1;
+	if (r->final_row == ROW_L2)
+		stats_note_linger_reset();
 	if (would.row == ROW_W1)
 		stats_note_w1_abandoned(); /* never retried: leaks on Windows */
 	stats_count_close(r->final_row);

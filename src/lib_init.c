@@ -67,6 +67,7 @@ static void after_fork_in_parent(void)
 
 static void after_fork_in_child(void)
 {
+	trace_after_fork_in_child();
 	reaper_forget_after_fork();
 	fd_table_mark_all_shared();
 }
@@ -78,6 +79,7 @@ __attribute__((constructor)) static void libwspclose_init(void)
 	fd_table_init();
 	learn_existing_descriptors();
 	trace_open(&wspclose_settings);
+	stats_open(&wspclose_settings);
 	pthread_atfork(NULL, after_fork_in_parent, after_fork_in_child);
 }
 
@@ -86,15 +88,9 @@ __attribute__((constructor)) static void libwspclose_init(void)
  * closes and exits at once is not reported as exiting with held sockets. */
 #define EXIT_REPORT_SETTLE_MS 200
 
-static bool exit_report_wanted(void)
-{
-	const char *findings = secure_getenv("WSPCLOSE_FINDINGS_FILE");
-	return wspclose_settings.stats || trace_enabled() || (findings && *findings);
-}
-
 __attribute__((destructor)) static void libwspclose_fini(void)
 {
-	if (!exit_report_wanted())
+	if (!stats_report_wanted())
 		return;
 	int64_t until = monotonic_ns() + EXIT_REPORT_SETTLE_MS * NS_PER_MS;
 	while (reaper_held_count() > 0 && monotonic_ns() < until) {

@@ -213,6 +213,8 @@ static void release_in_state(int fd, enum held_outcome outcome, int state)
 	trace_release(fd, atomic_load(&e->socket_id), (enum close_row)e->held.row,
 		      held_outcome_name(outcome), state, monotonic_ns() - e->held.since_ns);
 	stats_count_release(outcome);
+	if (outcome == OUTCOME_LINGER_TIMEOUT)
+		stats_note_linger_reset();
 	/* The copy is the last reference: closing it also takes it out of the
 	 * epoll set (a late event of a still-referenced file is stale by its
 	 * generation). */

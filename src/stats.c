@@ -6,11 +6,15 @@
 #include "fd_table.h"
 #include "trace.h"
 
+#include "tcp_probe.h"
+
+#include <errno.h>
 #include <fcntl.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #define ROW_COUNT (ROW_L2 + 1)
@@ -19,6 +23,66 @@ static _Atomic unsigned long closes_by_row[ROW_COUNT];
 static _Atomic unsigned long releases_by_outcome[OUTCOME_COUNT];
 static _Atomic unsigned long double_closes;
 static _Atomic unsigned long w1_abandoned;
+static _Atomic unsigned long linger_resets;
+
+static int report_fd = -1;   /* copy of stderr, WSPCLOSE_STATS=1 only */
+static int findings_fd = -1; /* WSPCLOSE_FINDINGS_FILE */
+
+void stats_open(const struct wspclose_config *config)
+{
+	if (config->stats) {
+		report_fd = raw_dup_high(STDERR_FILENO);
+		if (report_fd >= 0)
+			fd_table_set_library_owned(report_fd);
+	}
+	const char *path = secure_getenv("WSPCLOSE_FINDINGS_FILE");
+	if (path != NULL && *path != '\0') {
+		int fd = (int)syscall(SYS_openat, AT_FDCWD, path,
+				      O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+		findings_fd = raw_move_high(fd);
+		if (findings_fd >= 0)
+			fd_table_set_library_owned(findings_fd);
+	}
+}
+
+bool stats_report_wanted(void)
+{
+	return wspclose_settings.stats || trace_enabled() || findings_fd >= 0;
+}
+
+/* "PID KIND COUNT\n" with one write() on the O_APPEND file: whole lines,
+ * whatever the other processes write. Async-signal-safe. */
+static void append_finding(const char *kind, unsigned long count)
+{
+	if (findings_fd < 0 || count == 0)
+		return;
+	char line[96], digits[24];
+	size_t len = 0;
+	unsigned long values[2] = { (unsigned long)syscall(SYS_getpid), count };
+	const char *parts[3] = { NULL, kind, NULL };
+	for (int i = 0; i < 3; i++) {
+		const char *text = parts[i];
+		if (text == NULL) {
+			unsigned long v = values[i / 2];
+			size_t n = 0;
+			do {
+				digits[sizeof digits - 1 - n++] = (char)('0' + v % 10);
+				v /= 10;
+			} while (v != 0);
+			text = digits + sizeof digits - n;
+			memcpy(line + len, text, n);
+			len += n;
+		} else {
+			size_t n = strlen(text);
+			memcpy(line + len, text, n);
+			len += n;
+		}
+		line[len++] = i < 2 ? ' ' : '\n';
+	}
+	int saved = errno;
+	syscall(SYS_write, findings_fd, line, len);
+	errno = saved;
+}
 
 const char *held_outcome_name(enum held_outcome outcome)
 {
@@ -51,11 +115,19 @@ void stats_count_release(enum held_outcome outcome)
 void stats_note_double_close(void)
 {
 	atomic_fetch_add_explicit(&double_closes, 1, memory_order_relaxed);
+	append_finding("double-close", 1);
+}
+
+void stats_note_linger_reset(void)
+{
+	atomic_fetch_add_explicit(&linger_resets, 1, memory_order_relaxed);
+	append_finding("linger-reset", 1);
 }
 
 void stats_note_w1_abandoned(void)
 {
 	atomic_fetch_add_explicit(&w1_abandoned, 1, memory_order_relaxed);
+	append_finding("w1-unresolved", 1);
 }
 
 static unsigned long w1_still_open;
@@ -135,11 +207,9 @@ static void print_report(const struct findings *f, long still_held)
 		(long)getpid(), rows[0] ? rows : "none", held,
 		outcomes[0] ? outcomes : "none", still_held, total(f), f->w1_unresolved,
 		f->double_close, f->linger_resets, f->held_at_exit);
-	if (n > 0) {
-		ssize_t ignored = write(STDERR_FILENO, line,
-					(size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
-		(void)ignored;
-	}
+	if (n > 0 && report_fd >= 0)
+		syscall(SYS_write, report_fd, line,
+			(size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
 }
 
 static void trace_report(const struct findings *f)
@@ -169,23 +239,6 @@ static void trace_report(const struct findings *f)
 		      sizeof findings / sizeof findings[0]);
 }
 
-static void append_findings_file(const struct findings *f)
-{
-	const char *path = secure_getenv("WSPCLOSE_FINDINGS_FILE");
-	if (path == NULL || *path == '\0')
-		return;
-	int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return;
-	char line[64];
-	int n = snprintf(line, sizeof line, "%ld %lu\n", (long)getpid(), total(f));
-	if (n > 0) {
-		ssize_t ignored = write(fd, line, (size_t)n);
-		(void)ignored;
-	}
-	close(fd); /* ours: the interposed close sees a plain file */
-}
-
 void stats_report_at_exit(long still_held)
 {
 	w1_still_open = 0;
@@ -193,12 +246,13 @@ void stats_report_at_exit(long still_held)
 	struct findings f = {
 		.w1_unresolved = w1_still_open + atomic_load(&w1_abandoned),
 		.double_close = atomic_load(&double_closes),
-		.linger_resets = atomic_load(&closes_by_row[ROW_L2]) +
-				 atomic_load(&releases_by_outcome[OUTCOME_LINGER_TIMEOUT]),
+		.linger_resets = atomic_load(&linger_resets),
 		.held_at_exit = still_held > 0 ? (unsigned long)still_held : 0,
 	};
 	if (wspclose_settings.stats)
 		print_report(&f, still_held);
 	trace_report(&f);
-	append_findings_file(&f);
+	/* The other kinds were appended as they happened. */
+	append_finding("w1-unresolved", w1_still_open);
+	append_finding("held-at-exit", f.held_at_exit);
 }

@@ -6,6 +6,8 @@
 
 #include "close_decision.h"
 
+#include <stdbool.h>
+
 #include <stdint.h>
 
 /* How a held copy ended (the reaper's outcome). */
@@ -25,12 +27,22 @@ const char *held_outcome_name(enum held_outcome outcome);
 
 void stats_count_close(enum close_row row);
 void stats_count_release(enum held_outcome outcome);
-/* Findings (SPEC §7 / issue 4): */
+/* Opens what the report writes to: a copy of stderr (WSPCLOSE_STATS=1; the
+ * program may close fd 2 before it exits) and WSPCLOSE_FINDINGS_FILE, both
+ * high and O_CLOEXEC. Constructor only. */
+struct wspclose_config;
+void stats_open(const struct wspclose_config *config);
+/* Anything to report at exit (statistics, trace or findings file)? */
+bool stats_report_wanted(void);
+
+/* Findings (issue 4): the first three are appended to the findings file as
+ * they happen, so that a process ending in _exit() still reports them. */
 void stats_note_double_close(void);
-void stats_note_w1_abandoned(void);  /* a W1 socket closed implicitly */
+void stats_note_linger_reset(void);   /* L2 or a linger deadline: data lost */
+void stats_note_w1_abandoned(void);   /* a W1 socket closed implicitly */
 
 /* The exit report: to stderr when WSPCLOSE_STATS=1, as a trace line when
- * tracing, and as "PID FINDINGS" appended to WSPCLOSE_FINDINGS_FILE. */
+ * tracing, and "PID KIND COUNT" lines in WSPCLOSE_FINDINGS_FILE. */
 void stats_report_at_exit(long still_held);
 
 #endif

@@ -2,10 +2,12 @@
  * each. Formatting is hand-made (no snprintf) so that it is async-signal-safe. */
 #include "trace.h"
 #include "fd_table.h"
+#include "monotonic.h"
 #include "tcp_probe.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdatomic.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <string.h>
@@ -21,6 +23,34 @@
 
 static int trace_fd = -1;
 static bool trace_json;
+
+/* getpid()/gettid() once per process and thread (initial-exec TLS: a plain
+ * load, fine in a signal handler); the fork child starts over. */
+static _Atomic pid_t cached_pid;
+static __thread pid_t cached_tid __attribute__((tls_model("initial-exec")));
+
+static pid_t current_pid(void)
+{
+	pid_t pid = atomic_load_explicit(&cached_pid, memory_order_relaxed);
+	if (pid == 0) {
+		pid = (pid_t)syscall(SYS_getpid);
+		atomic_store_explicit(&cached_pid, pid, memory_order_relaxed);
+	}
+	return pid;
+}
+
+static pid_t current_tid(void)
+{
+	if (cached_tid == 0)
+		cached_tid = (pid_t)syscall(SYS_gettid);
+	return cached_tid;
+}
+
+void trace_after_fork_in_child(void)
+{
+	atomic_store(&cached_pid, 0);
+	cached_tid = 0;
+}
 
 bool trace_enabled(void)
 {
@@ -234,8 +264,8 @@ static void begin_line(struct line *l, const char *event)
 		put_time(l);
 		put_str(l, " libwspclose");
 	}
-	field_int(l, "pid", (int64_t)syscall(SYS_getpid));
-	field_int(l, "tid", (int64_t)syscall(SYS_gettid));
+	field_int(l, "pid", current_pid());
+	field_int(l, "tid", current_tid());
 	field_str(l, "event", event);
 }
 
@@ -377,8 +407,18 @@ void trace_close(const struct trace_close *ev)
 		field_int(&l, "held_fd", ev->held_fd);
 	field_ms(&l, "blocked_ms", ev->blocked_ns);
 	result_fields(&l, ev->result, ev->error);
-	if (ev->windows != NULL)
-		field_str(&l, "windows", ev->windows);
+	if (ev->windows != NULL) {
+		/* "...; Linux blocked 2.003 s" */
+		struct line what = { .len = 0 };
+		put_str(&what, ev->windows);
+		put_str(&what, "; Linux blocked ");
+		put_uint(&what, (uint64_t)(ev->blocked_ns / NS_PER_SEC));
+		put_str(&what, ".");
+		put_padded(&what, (unsigned)(ev->blocked_ns / NS_PER_MS % 1000), 3);
+		put_str(&what, " s");
+		what.text[what.len] = '\0';
+		field_str(&l, "windows", what.text);
+	}
 	end_line(&l);
 }
 

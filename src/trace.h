@@ -61,6 +61,9 @@ void trace_summary(const struct trace_count *closes, size_t n_closes,
 		   const struct trace_count *releases, size_t n_releases,
 		   const struct trace_count *findings, size_t n_findings);
 
+/* fork() child: the cached pid and tid are the parent's. */
+void trace_after_fork_in_child(void);
+
 /* Names of TCP states for traces ("ESTABLISHED", ...). */
 const char *trace_tcp_state_name(int state);
 
