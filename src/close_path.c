@@ -6,6 +6,7 @@
 #include "close_path.h"
 #include "config.h"
 #include "fd_table.h"
+#include "fork_guard.h"
 #include "libc_binding.h"
 #include "monotonic.h"
 #include "reaper.h"
@@ -20,6 +21,10 @@
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+
+/* Raised while this thread runs a close: a signal handler's close() of a
+ * number this thread is giving up must not wait for itself. */
+static __thread int closing_here __attribute__((tls_model("initial-exec")));
 
 /* Initial-exec TLS: reading it is a plain load, safe in a signal handler. */
 static __thread bool files_unshared __attribute__((tls_model("initial-exec")));
@@ -65,13 +70,20 @@ static int gather_socket_facts(struct close_request *r)
 	/* With linger off, G1 and G2 act alike: spare the TCP_INFO call. A FIN
 	 * already sent also means shutdown(SHUT_WR), even one made behind our
 	 * back (a dup, a raw system call). */
+	int state = -1;
 	if (f->linger_on && !f->write_shut) {
-		int state = probe_tcp_state(r->fd);
+		state = probe_tcp_state(r->fd);
 		f->write_shut = state >= 0 && tcp_state_write_shut(state);
 	}
-	if (close_needs_drain_facts(f) && !r->tracing) { /* a traced close has them */
-		f->nonblocking = probe_nonblocking(r->fd) == 1;
-		f->pending = probe_send_queue(r->fd) > 0;
+	if (close_needs_drain_facts(f)) {
+		if (!r->tracing) { /* a traced close has them already */
+			f->nonblocking = probe_nonblocking(r->fd) == 1;
+			f->pending = probe_send_queue(r->fd) > 0;
+		}
+		/* After a reset SIOCOUTQ stays high while nothing will ever be
+		 * acknowledged again: not pending (W1 would never end). */
+		if (state == TCP_STATE_CLOSE || state == TCP_STATE_LISTEN)
+			f->pending = false;
 	}
 	return 0;
 }
@@ -84,22 +96,36 @@ static int gather_socket_facts(struct close_request *r)
  * result. */
 static int give_up_number(const struct close_request *r, bool through_libc)
 {
-	/* An explicit close leaves a tombstone: a second close() of the same,
-	 * unreused number is reported as a double close. */
-	if (r->replacement < 0 && r->origin == CLOSE_EXPLICIT)
-		fd_table_bury(r->fd);
-	else
-		fd_table_forget(r->fd);
-	if (r->replacement < 0) {
-		if (through_libc)
-			return libc_close(r->fd);
-		raw_close(r->fd);
-		return 0;
+	if (r->replacement >= 0) {
+		int rc = r->use_dup3 ? libc_dup3(r->replacement, r->fd, r->dup3_flags)
+				     : libc_dup2(r->replacement, r->fd);
+		if (rc >= 0)
+			fd_table_note_duplicate(r->replacement, r->fd);
+		return rc;
 	}
-	int rc = r->use_dup3 ? libc_dup3(r->replacement, r->fd, r->dup3_flags)
-			     : libc_dup2(r->replacement, r->fd);
-	if (rc >= 0)
-		fd_table_note_duplicate(r->replacement, r->fd);
+	bool claimed = r->entry != NULL && r->state != 0;
+	if (claimed)
+		atomic_fetch_or(&r->entry->state, FD_RELEASING);
+	int rc = 0;
+	if (through_libc)
+		rc = libc_close(r->fd);
+	else
+		raw_close(r->fd);
+	/* The entry stayed claimed until the number was closed, so a second
+	 * close() of it meanwhile got EBADF and closed nothing. Now the number
+	 * may already be someone else's: change the entry only if it is still
+	 * ours. An explicit close leaves a tombstone, so that a second close()
+	 * of the same, unreused number is reported as a double close. */
+	if (claimed) {
+		/* Still ours while it carries FD_RELEASING (a new owner writes a
+		 * fresh state); other flags may have been added meanwhile (a
+		 * fork marks every socket shared), so retry until it is done. */
+		uint32_t seen = atomic_load(&r->entry->state);
+		uint32_t after = r->origin == CLOSE_EXPLICIT ? FD_TOMBSTONE : 0;
+		while ((seen & FD_RELEASING) &&
+		       !atomic_compare_exchange_weak(&r->entry->state, &seen, after))
+			;
+	}
 	return rc;
 }
 
@@ -123,7 +149,7 @@ static int close_gracefully_now(const struct close_request *r)
 	return give_up_number(r, false);
 }
 
-static void fill_held_entry(struct fd_entry *held, const struct close_request *r,
+static void fill_held_entry(int copy_fd, struct fd_entry *held, const struct close_request *r,
 			    const struct close_plan *plan, uint32_t data_segs_in)
 {
 	int64_t now = monotonic_ns();
@@ -140,8 +166,7 @@ static void fill_held_entry(struct fd_entry *held, const struct close_request *r
 	held->held.heap_index = UINT32_MAX;
 	/* The inode only matters to the reaper's trace line. */
 	atomic_store(&held->socket_id, r->tracing ? r->described.inode : 0);
-	atomic_store_explicit(&held->state, FD_KIND_TCP | FD_LIBRARY_OWNED | FD_HELD,
-			      memory_order_release);
+	fd_table_publish_held(copy_fd, FD_KIND_TCP | FD_LIBRARY_OWNED | FD_HELD);
 }
 
 static void trace_decision(const struct close_request *r, struct close_plan plan,
@@ -163,15 +188,22 @@ static int hand_off(struct close_request *r, const struct close_plan *plan, int6
 		return close_gracefully_now(r); /* already over (often, on loopback) */
 	if (!reaper_is_running() || !reaper_reserve())
 		return close_gracefully_now(r);
+	/* A fork() now would give the child a copy not yet marked held. */
+	if (!fork_guard_try_enter()) {
+		reaper_unreserve();
+		return close_gracefully_now(r);
+	}
 	int copy = raw_dup_high(r->fd);
 	struct fd_entry *held = copy >= 0 ? fd_table_entry(copy) : NULL;
 	if (held == NULL) {
 		if (copy >= 0)
 			raw_close(copy);
+		fork_guard_leave();
 		reaper_unreserve();
 		return close_gracefully_now(r);
 	}
-	fill_held_entry(held, r, plan, snap.data_segs_in);
+	fill_held_entry(copy, held, r, plan, snap.data_segs_in);
+	fork_guard_leave();
 	r->held_fd = copy;
 	/* Not the last reference any more: nothing more on the wire. */
 	int rc = give_up_number(r, false);
@@ -202,10 +234,13 @@ static int abort_connection(const struct close_request *r)
  * true when the teardown finished, false at the deadline. */
 static bool wait_for_drain(int fd, int64_t deadline)
 {
-	/* Edge-triggered, no event bits: fires on TCP state changes only. */
-	int ep = (int)syscall(SYS_epoll_create1, EPOLL_CLOEXEC);
+	/* Edge-triggered, no event bits: fires on TCP state changes only. It
+	 * is ours, high up; an application dup2() onto its number takes it
+	 * over (reaper_vacate), and then this wait polls instead. */
+	int ep = raw_move_high((int)syscall(SYS_epoll_create1, EPOLL_CLOEXEC));
+	struct fd_entry *ep_entry = ep >= 0 ? fd_table_entry(ep) : NULL;
 	if (ep >= 0) {
-		fd_table_set_library_owned(ep);
+		fd_table_set_transient(ep);
 		struct epoll_event ev = { .events = EPOLLET, .data.fd = fd };
 		if (syscall(SYS_epoll_ctl, ep, EPOLL_CTL_ADD, fd, &ev) != 0) {
 			fd_table_forget(ep);
@@ -224,21 +259,24 @@ static bool wait_for_drain(int fd, int64_t deadline)
 		int64_t left_ms = (deadline - monotonic_ns() + NS_PER_MS - 1) / NS_PER_MS;
 		if (left_ms <= 0)
 			break;
-		if (ep >= 0) {
-			/* The 100 ms cap only bounds the cost of a missed edge. */
-			struct epoll_event ev;
-			syscall(SYS_epoll_pwait, ep, &ev, 1, (int)(left_ms < 100 ? left_ms : 100),
-				NULL, 0);
-		} else {
-			/* No descriptor to spare: poll the state with a short backoff. */
-			int64_t ms = backoff_ms < left_ms ? backoff_ms : left_ms;
-			struct timespec ts = { .tv_sec = 0, .tv_nsec = (long)(ms * NS_PER_MS) };
-			syscall(SYS_nanosleep, &ts, NULL);
-			if (backoff_ms < 16)
-				backoff_ms *= 2;
-		}
+		bool still_ours = ep >= 0 && ep_entry != NULL &&
+				  (atomic_load(&ep_entry->state) & FD_LIBRARY_OWNED);
+		struct epoll_event ev;
+		/* The 100 ms cap only bounds the cost of a missed edge. */
+		if (still_ours &&
+		    syscall(SYS_epoll_pwait, ep, &ev, 1, (int)(left_ms < 100 ? left_ms : 100),
+			    NULL, 0) >= 0)
+			continue;
+		if (still_ours && errno == EINTR)
+			continue;
+		/* No descriptor to spare: poll the state with a short backoff. */
+		int64_t ms = backoff_ms < left_ms ? backoff_ms : left_ms;
+		struct timespec ts = { .tv_sec = 0, .tv_nsec = (long)(ms * NS_PER_MS) };
+		syscall(SYS_nanosleep, &ts, NULL);
+		if (backoff_ms < 16)
+			backoff_ms *= 2;
 	}
-	if (ep >= 0) {
+	if (ep >= 0 && ep_entry != NULL && (atomic_load(&ep_entry->state) & FD_LIBRARY_OWNED)) {
 		fd_table_forget(ep);
 		raw_close(ep);
 	}
@@ -254,12 +292,40 @@ static int linger_close(struct close_request *r)
 	if (probe_receive_queue(r->fd) > 0)
 		return abort_connection(r); /* unread data: RST, in every row */
 	raw_shutdown(r->fd, SHUT_RDWR);
-	if (!wait_for_drain(r->fd, deadline)) {
+	/* Like Linux, give the number up before blocking: wait on a private
+	 * copy (or, without one, on the application's descriptor). */
+	int copy = -1;
+	if (fork_guard_try_enter()) {
+		copy = raw_dup_high(r->fd);
+		if (copy >= 0)
+			fd_table_set_transient(copy);
+		fork_guard_leave();
+	}
+	int rc = 0;
+	int subject = r->fd;
+	if (copy >= 0) {
+		rc = give_up_number(r, false); /* not the last reference */
+		subject = copy;
+	}
+	bool drained = wait_for_drain(subject, deadline);
+	/* A fork child or an application dup2() may have taken the copy's
+	 * number meanwhile (reaper_vacate): then it is not ours to touch. */
+	struct fd_entry *ce = copy >= 0 ? fd_table_entry(copy) : NULL;
+	bool ours = copy < 0 || (ce && (atomic_load(&ce->state) & FD_TRANSIENT));
+	if (ours && !drained) {
 		r->final_row = ROW_L2;
 		stats_note_linger_reset();
-		return abort_connection(r);
+		raw_abort_connection(subject); /* RST before close() returns */
+	} else if (ours && r->facts.linger_on) {
+		set_linger(subject, false, r->linger.l_linger);
 	}
-	return close_gracefully_now(r);
+	if (copy < 0)
+		return give_up_number(r, false);
+	if (ours) {
+		fd_table_forget(copy);
+		raw_close(copy);
+	}
+	return rc;
 }
 
 /* ---------------------------------------------------------------- entry */
@@ -446,10 +512,39 @@ static int close_buried(struct close_request *r)
 	return rc;
 }
 
+static int close_request_dispatch(struct close_request *r);
+
 static int close_request_run(struct close_request *r)
 {
+	closing_here++;
+	int rc = close_request_dispatch(r);
+	closing_here--;
+	return rc;
+}
+
+/* The entry's state once no other thread is giving the number up. */
+static uint32_t settled_state(struct fd_entry *e)
+{
+	unsigned round = 0;
+	uint32_t state = atomic_load_explicit(&e->state, memory_order_acquire);
+	while ((state & FD_RELEASING) && closing_here == 1) {
+		/* A close() of another thread is between its real close and its
+		 * table update: microseconds, unless it was preempted. */
+		if (round++ < 64) {
+			syscall(SYS_sched_yield);
+		} else {
+			struct timespec ts = { 0, 100000 };
+			syscall(SYS_nanosleep, &ts, NULL);
+		}
+		state = atomic_load_explicit(&e->state, memory_order_acquire);
+	}
+	return state;
+}
+
+static int close_request_dispatch(struct close_request *r)
+{
 	struct fd_entry *e = files_unshared ? NULL : fd_table_entry(r->fd);
-	uint32_t state = e ? atomic_load_explicit(&e->state, memory_order_acquire) : 0;
+	uint32_t state = e ? settled_state(e) : 0;
 	r->entry = e;
 	if (state == 0) {
 		/* Not a socket we know of: nothing extra, not even a table write. */
@@ -464,7 +559,16 @@ static int close_request_run(struct close_request *r)
 		return -1;
 	}
 	if (fd_kind(state) == FD_KIND_EPOLL) {
-		fd_table_forget_epoll_set(r->fd);
+		fd_table_forget_epoll_set(r->fd, fd_table_is_last_reference(
+			r->fd, state, atomic_load(&e->socket_id)));
+		r->state = state;
+		uint32_t seen = state;
+		if (!atomic_compare_exchange_strong(&e->state, &seen, state | FD_CLOSING)) {
+			errno = EBADF;
+			return -1;
+		}
+		r->state = state | FD_CLOSING;
+		r->origin = CLOSE_IMPLICIT; /* no tombstone for an epoll set */
 		return give_up_number(r, true);
 	}
 	return close_socket(r);

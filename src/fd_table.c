@@ -3,6 +3,7 @@
 #include "fd_table.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stddef.h>
 #include <sys/epoll.h>
 #include <sys/mman.h>
@@ -94,6 +95,24 @@ void fd_table_set_library_owned(int fd)
 	atomic_store_explicit(&e->state, FD_LIBRARY_OWNED, memory_order_release);
 }
 
+void fd_table_set_transient(int fd)
+{
+	struct fd_entry *e = fd_table_entry(fd);
+	if (e == NULL)
+		return;
+	note_highest(fd);
+	atomic_store_explicit(&e->state, FD_LIBRARY_OWNED | FD_TRANSIENT, memory_order_release);
+}
+
+void fd_table_publish_held(int fd, uint32_t state)
+{
+	struct fd_entry *e = fd_table_entry(fd);
+	if (e == NULL)
+		return;
+	note_highest(fd); /* close_range() and the fork child must see it */
+	atomic_store_explicit(&e->state, state, memory_order_release);
+}
+
 void fd_table_forget(int fd)
 {
 	struct fd_entry *e = fd_table_entry(fd);
@@ -129,8 +148,11 @@ void fd_table_note_epoll_add(int epfd, int fd)
 {
 	struct fd_entry *set = fd_table_entry(epfd);
 	uint32_t none = 0;
-	if (set != NULL)
+	/* Its own identity, shared by its dups (its last close matters). */
+	if (set != NULL && atomic_load(&set->state) == 0) {
+		atomic_store(&set->socket_id, fd_table_new_socket_id());
 		atomic_compare_exchange_strong(&set->state, &none, FD_KIND_EPOLL);
+	}
 	note_highest(epfd);
 	struct fd_entry *e = fd_table_entry(fd);
 	/* Only sockets: closing anything else must stay a plain close(). */
@@ -144,7 +166,7 @@ void fd_table_note_epoll_add(int epfd, int fd)
 	atomic_fetch_or(&e->state, FD_EPOLL_MANY);
 }
 
-void fd_table_forget_epoll_set(int epfd)
+void fd_table_forget_epoll_set(int epfd, bool last_descriptor)
 {
 	int top = atomic_load(&highest_fd);
 	for (int fd = 0; fd <= top; fd++) {
@@ -153,7 +175,9 @@ void fd_table_forget_epoll_set(int epfd)
 			break;
 		for (int i = 0; i < FD_EPOLL_SLOTS; i++) {
 			int32_t member = epfd + 1;
-			atomic_compare_exchange_strong(&e->epoll_sets[i], &member, 0);
+			if (atomic_compare_exchange_strong(&e->epoll_sets[i], &member, 0) &&
+			    !last_descriptor)
+				atomic_fetch_or(&e->state, FD_EPOLL_MANY);
 		}
 	}
 }
@@ -199,8 +223,24 @@ void fd_table_leave_epoll_sets(int fd, struct fd_entry *e)
 void fd_table_note_write_shut(int fd)
 {
 	struct fd_entry *e = fd_table_entry(fd);
-	if (e != NULL && fd_kind(atomic_load(&e->state)) != FD_KIND_NONE)
-		atomic_fetch_or(&e->state, FD_WRITE_SHUT);
+	uint32_t state = e ? atomic_load(&e->state) : 0;
+	if (!fd_is_socket(state))
+		return;
+	atomic_fetch_or(&e->state, FD_WRITE_SHUT);
+	if (!(state & FD_HAS_DUPS))
+		return;
+	/* shutdown() acts on the socket: every dup of it is shut too. */
+	uint64_t id = atomic_load(&e->socket_id);
+	int top = atomic_load(&highest_fd);
+	for (int other = 0; other <= top; other++) {
+		struct fd_entry *o = fd_table_entry(other);
+		if (o == NULL)
+			break;
+		uint32_t s = atomic_load(&o->state);
+		if (fd_is_socket(s) && !(s & FD_LIBRARY_OWNED) &&
+		    atomic_load(&o->socket_id) == id)
+			atomic_fetch_or(&o->state, FD_WRITE_SHUT);
+	}
 }
 
 bool fd_table_claim_close(struct fd_entry *e, uint32_t *state)
@@ -256,6 +296,33 @@ void fd_table_mark_all_shared(void)
 			break;
 		uint32_t s = atomic_load(&e->state);
 		if (fd_kind(s) != FD_KIND_NONE && !(s & FD_LIBRARY_OWNED))
+			atomic_fetch_or(&e->state, FD_SHARED);
+	}
+}
+
+void fd_table_drop_claims(void)
+{
+	int top = atomic_load(&highest_fd);
+	for (int fd = 0; fd <= top; fd++) {
+		struct fd_entry *e = fd_table_entry(fd);
+		if (e == NULL)
+			break;
+		atomic_fetch_and(&e->state, ~(uint32_t)(FD_CLOSING | FD_RELEASING));
+	}
+}
+
+void fd_table_mark_inherited_shared(bool every_socket)
+{
+	int top = atomic_load(&highest_fd);
+	for (int fd = 0; fd <= top; fd++) {
+		struct fd_entry *e = fd_table_entry(fd);
+		if (e == NULL)
+			break;
+		uint32_t s = atomic_load(&e->state);
+		if (!fd_is_socket(s) || (s & FD_LIBRARY_OWNED))
+			continue;
+		long flags = every_socket ? 0 : syscall(SYS_fcntl, fd, F_GETFD);
+		if (flags >= 0 && !(flags & FD_CLOEXEC))
 			atomic_fetch_or(&e->state, FD_SHARED);
 	}
 }

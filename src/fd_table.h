@@ -28,6 +28,13 @@ enum fd_state_bits {
 	 * reused through a call we see. A second close() that the kernel
 	 * answers EBADF is a double close (divergence report). */
 	FD_TOMBSTONE = 1u << 10,
+	/* With FD_CLOSING: the number is being given up right now. Another
+	 * thread's close() waits for that to end, then acts on whatever the
+	 * number holds by then (it may already be reused). */
+	FD_RELEASING = 1u << 11,
+	/* With FD_LIBRARY_OWNED: a linger wait's private copy or epoll set,
+	 * owned by the thread that waits (a fork child closes it). */
+	FD_TRANSIENT = 1u << 12,
 };
 
 /* How many epoll sets a socket is remembered in before FD_EPOLL_MANY. */
@@ -80,6 +87,10 @@ uint64_t fd_table_new_socket_id(void);
 void fd_table_set_socket(int fd, uint32_t kind_and_flags, uint64_t socket_id);
 /* Records one of the library's own descriptors. */
 void fd_table_set_library_owned(int fd);
+/* The same, for a descriptor one closing thread uses for a while. */
+void fd_table_set_transient(int fd);
+/* Publishes a held copy whose held_info is filled in (release order). */
+void fd_table_publish_held(int fd, uint32_t state);
 /* Forgets fd: it is about to be closed (or was, behind our back). */
 void fd_table_forget(int fd);
 /* Forgets fd but remembers that the application closed it (FD_TOMBSTONE). */
@@ -90,8 +101,10 @@ void fd_table_note_write_shut(int fd);
 /* epoll_ctl() succeeded: remember which sets a socket is in (SPEC §4). */
 void fd_table_note_epoll_add(int epfd, int fd);
 void fd_table_note_epoll_del(int epfd, int fd);
-/* An epoll set is being closed: no socket is in it any more. */
-void fd_table_forget_epoll_set(int epfd);
+/* An epoll descriptor is being closed. When it was the last descriptor of
+ * its set, no socket is in that set any more; otherwise the sockets that
+ * were added through it are looked for in every known set at their close. */
+void fd_table_forget_epoll_set(int epfd, bool last_descriptor);
 /* Removes fd from every epoll set it was added to, while it is still open,
  * so that no event is ever reported for it after close(). */
 void fd_table_leave_epoll_sets(int fd, struct fd_entry *e);
@@ -109,6 +122,13 @@ int fd_table_highest(void);
 
 /* After fork(): every socket crossed a process boundary. */
 void fd_table_mark_all_shared(void);
+/* In the fork child: closes in progress in the parent's other threads are
+ * not going on here. */
+void fd_table_drop_claims(void);
+/* Before posix_spawn()/system()/popen() (no fork handlers run): the sockets
+ * the child inherits (all of them when the spawn has file actions, which
+ * may dup2 any descriptor into it; otherwise those without FD_CLOEXEC). */
+void fd_table_mark_inherited_shared(bool every_socket);
 /* Calls fn(fd, entry) for every entry that has a nonzero state. */
 void fd_table_for_each(void (*fn)(int fd, struct fd_entry *e));
 

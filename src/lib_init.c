@@ -1,7 +1,9 @@
 /* lib_init.c: the constructor (binding, settings, descriptor table, sockets
  * that already exist) and the fork handlers. */
+#include "close_path.h"
 #include "config.h"
 #include "fd_table.h"
+#include "fork_guard.h"
 #include "libc_binding.h"
 #include "monotonic.h"
 #include "reaper.h"
@@ -63,12 +65,15 @@ static void learn_existing_descriptors(void)
 static void after_fork_in_parent(void)
 {
 	fd_table_mark_all_shared();
+	fork_guard_done();
 }
 
 static void after_fork_in_child(void)
 {
 	trace_after_fork_in_child();
+	fd_table_drop_claims();
 	reaper_forget_after_fork();
+	fork_guard_done();
 	fd_table_mark_all_shared();
 }
 
@@ -80,7 +85,7 @@ __attribute__((constructor)) static void libwspclose_init(void)
 	learn_existing_descriptors();
 	trace_open(&wspclose_settings);
 	stats_open(&wspclose_settings);
-	pthread_atfork(NULL, after_fork_in_parent, after_fork_in_child);
+	pthread_atfork(fork_guard_prepare, after_fork_in_parent, after_fork_in_child);
 }
 
 /* How long the exit report waits for teardowns that are about to finish

@@ -30,6 +30,12 @@ static struct {
 	ssize_t (*recvmsg)(int, struct msghdr *, int);
 	int (*sendmmsg)(int, struct mmsghdr *, unsigned int, int);
 	int (*recvmmsg)(int, struct mmsghdr *, unsigned int, int, struct timespec *);
+	int (*posix_spawn)(pid_t *, const char *, const posix_spawn_file_actions_t *,
+			   const posix_spawnattr_t *, char *const[], char *const[]);
+	int (*posix_spawnp)(pid_t *, const char *, const posix_spawn_file_actions_t *,
+			    const posix_spawnattr_t *, char *const[], char *const[]);
+	int (*system)(const char *);
+	FILE *(*popen)(const char *, const char *);
 } real;
 
 static pthread_once_t bind_once = PTHREAD_ONCE_INIT;
@@ -76,6 +82,10 @@ static void bind_all(void)
 	BIND(recvmsg, "recvmsg");
 	BIND(sendmmsg, "sendmmsg");
 	BIND(recvmmsg, "recvmmsg");
+	BIND(posix_spawn, "posix_spawn");
+	BIND(posix_spawnp, "posix_spawnp");
+	BIND(system, "system");
+	BIND(popen, "popen");
 	errno = saved;
 }
 
@@ -206,4 +216,32 @@ int libc_recvmmsg(int fd, struct mmsghdr *msgs, unsigned int n, int flags,
 	int (*fn)(int, struct mmsghdr *, unsigned int, int, struct timespec *) = LOAD(recvmmsg);
 	return fn ? fn(fd, msgs, n, flags, timeout)
 		  : (int)syscall(SYS_recvmmsg, fd, msgs, n, flags, timeout);
+}
+
+/* No system-call fallback for these: they are never called before the
+ * constructor has bound them, and without libc they cannot be emulated. */
+int libc_posix_spawn(pid_t *pid, const char *path, const posix_spawn_file_actions_t *actions,
+		     const posix_spawnattr_t *attr, char *const argv[], char *const envp[])
+{
+	libc_bind();
+	return LOAD(posix_spawn)(pid, path, actions, attr, argv, envp);
+}
+
+int libc_posix_spawnp(pid_t *pid, const char *file, const posix_spawn_file_actions_t *actions,
+		      const posix_spawnattr_t *attr, char *const argv[], char *const envp[])
+{
+	libc_bind();
+	return LOAD(posix_spawnp)(pid, file, actions, attr, argv, envp);
+}
+
+int libc_system(const char *command)
+{
+	libc_bind();
+	return LOAD(system)(command);
+}
+
+FILE *libc_popen(const char *command, const char *type)
+{
+	libc_bind();
+	return LOAD(popen)(command, type);
 }

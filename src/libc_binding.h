@@ -3,6 +3,8 @@
 #ifndef WSPCLOSE_LIBC_BINDING_H
 #define WSPCLOSE_LIBC_BINDING_H
 
+#include <spawn.h>
+#include <stdio.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/types.h>
@@ -37,5 +39,12 @@ ssize_t libc_recvmsg(int fd, struct msghdr *msg, int flags);
 int libc_sendmmsg(int fd, struct mmsghdr *msgs, unsigned int n, int flags);
 int libc_recvmmsg(int fd, struct mmsghdr *msgs, unsigned int n, int flags,
 		  struct timespec *timeout);
+/* Process creation without fork handlers (see entry_spawn.c). */
+int libc_posix_spawn(pid_t *pid, const char *path, const posix_spawn_file_actions_t *actions,
+		     const posix_spawnattr_t *attr, char *const argv[], char *const envp[]);
+int libc_posix_spawnp(pid_t *pid, const char *file, const posix_spawn_file_actions_t *actions,
+		      const posix_spawnattr_t *attr, char *const argv[], char *const envp[]);
+int libc_system(const char *command);
+FILE *libc_popen(const char *command, const char *type);
 
 #endif

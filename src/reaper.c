@@ -16,6 +16,7 @@
 #include "config.h"
 #include "deadline_heap.h"
 #include "fd_table.h"
+#include "fork_guard.h"
 #include "monotonic.h"
 #include "stats.h"
 #include "tcp_probe.h"
@@ -57,9 +58,11 @@ static struct {
 	struct deadline_heap deadlines; /* the reaper thread's alone */
 } reaper = { .epoll_fd = -1, .wake_fd = -1, .vacate_fd = -1 };
 
-/* Set while this thread creates the channel: a signal handler interrupting
- * it must not wait for itself. Initial-exec TLS: a plain load. */
-static __thread bool creating_channel_here __attribute__((tls_model("initial-exec")));
+/* Raised while this thread creates the channel or is inside wake_reaper()
+ * (where the reaper, closing the channel, waits for it): a signal handler
+ * interrupting it must not wait for the channel itself. Initial-exec TLS:
+ * a plain access, fine in a signal handler. */
+static __thread int channel_busy_here __attribute__((tls_model("initial-exec")));
 
 /* ---------------------------------------------------------------- waiting */
 
@@ -133,9 +136,14 @@ static bool open_channel(void)
 		if (state == CHANNEL_NONE &&
 		    atomic_compare_exchange_strong(&reaper.channel, &none, CHANNEL_CREATING)) {
 			int saved = errno;
-			creating_channel_here = true;
-			bool ok = create_channel_descriptors();
-			creating_channel_here = false;
+			channel_busy_here++;
+			/* Not while a fork() is pending: the child must see them. */
+			bool ok = fork_guard_try_enter();
+			if (ok) {
+				ok = create_channel_descriptors();
+				fork_guard_leave();
+			}
+			channel_busy_here--;
 			atomic_store(&reaper.channel, ok ? CHANNEL_READY : CHANNEL_NONE);
 			/* Pairs with the reaper raising channel_sleepers before it
 			 * reads the channel state: no wake-up is ever lost. */
@@ -144,7 +152,7 @@ static bool open_channel(void)
 			errno = saved;
 			return ok;
 		}
-		if (creating_channel_here)
+		if (channel_busy_here > 0)
 			return false; /* we interrupted ourselves: degrade */
 		pause_briefly(&round);
 	}
@@ -156,12 +164,14 @@ static bool open_channel(void)
 static void wake_reaper(void)
 {
 	int saved = errno;
+	channel_busy_here++;
 	atomic_fetch_add(&reaper.wakers, 1);
 	if (atomic_load(&reaper.channel) == CHANNEL_READY) {
 		uint64_t one = 1;
 		syscall(SYS_write, atomic_load(&reaper.wake_fd), &one, sizeof one);
 	}
 	atomic_fetch_sub(&reaper.wakers, 1);
+	channel_busy_here--;
 	errno = saved;
 }
 
@@ -177,8 +187,10 @@ static void close_channel_if_idle(void)
 	}
 	while (atomic_load(&reaper.wakers) > 0)
 		sched_yield();
+	fork_guard_enter();
 	close_own_descriptor(&reaper.epoll_fd);
 	close_own_descriptor(&reaper.wake_fd);
+	fork_guard_leave();
 	/* A dup2() waiting for one of them: its number is free now. */
 	if (atomic_exchange(&reaper.vacate_fd, -1) != -1)
 		futex_wake_all(&reaper.vacate_fd);
@@ -217,9 +229,11 @@ static void release_in_state(int fd, enum held_outcome outcome, int state)
 		stats_note_linger_reset();
 	/* The copy is the last reference: closing it also takes it out of the
 	 * epoll set (a late event of a still-referenced file is stale by its
-	 * generation). */
+	 * generation). No fork() between unmarking and closing it. */
+	fork_guard_enter();
 	atomic_store(&e->state, 0);
 	raw_close(fd);
+	fork_guard_leave();
 	atomic_fetch_sub(&reaper.held, 1);
 }
 
@@ -337,12 +351,14 @@ static void move_own_descriptor(_Atomic int *which, int fd, bool is_wake_fd)
 static void move_held_copy(int fd)
 {
 	struct fd_entry *old = fd_table_entry(fd);
+	fork_guard_enter();
 	int moved = raw_dup_high(fd);
 	struct fd_entry *e = moved >= 0 ? fd_table_entry(moved) : NULL;
 	if (e == NULL) {
 		/* Nowhere to go: the kernel finishes the graceful close itself. */
 		if (moved >= 0)
 			raw_close(moved);
+		fork_guard_leave();
 		release(fd, OUTCOME_NO_ROOM);
 		return;
 	}
@@ -356,7 +372,8 @@ static void move_held_copy(int fd)
 	e->held.heap_index = old->held.heap_index;
 	atomic_fetch_add(&e->held.generation, 1);
 	atomic_store(&e->socket_id, atomic_load(&old->socket_id));
-	atomic_store(&e->state, atomic_load(&old->state));
+	fd_table_publish_held(moved, atomic_load(&old->state));
+	fork_guard_leave();
 	syscall(SYS_epoll_ctl, atomic_load(&reaper.epoll_fd), EPOLL_CTL_DEL, fd, NULL);
 	watch(moved, e);
 	if (e->held.heap_index != DEADLINE_HEAP_NOWHERE)
@@ -364,8 +381,10 @@ static void move_held_copy(int fd)
 	atomic_fetch_add(&old->held.generation, 1);
 	old->held.heap_index = DEADLINE_HEAP_NOWHERE;
 	old->held.adopted = false;
+	fork_guard_enter();
 	fd_table_forget(fd);
 	raw_close(fd);
+	fork_guard_leave();
 	check_teardown(moved);
 }
 
@@ -528,11 +547,18 @@ void reaper_vacate(int fd)
 			       fd == atomic_load(&reaper.wake_fd) ||
 			       (atomic_load(&e->state) & FD_HELD);
 		int32_t idle = -1;
+		unsigned round = 0;
 		if (!reapers || !reaper_is_running()) {
-			/* Another thread's short-lived descriptor (a linger wait,
-			 * a channel being created): it goes away by itself. */
-			unsigned round = 16; /* that may take a while: sleep */
-			pause_briefly(&round);
+			if (trace_move_descriptor(fd) || stats_move_descriptor(fd))
+				continue;
+			if (atomic_load(&reaper.channel) == CHANNEL_CREATING) {
+				pause_briefly(&round); /* it becomes the epoll set */
+				continue;
+			}
+			/* A linger wait's epoll set: the application takes the
+			 * number over and the wait polls instead. */
+			fd_table_forget(fd);
+			break;
 		} else if (atomic_compare_exchange_strong(&reaper.vacate_fd, &idle, fd)) {
 			wake_reaper();
 			while (atomic_load(&reaper.vacate_fd) == fd)
@@ -546,9 +572,11 @@ void reaper_vacate(int fd)
 
 /* ---------------------------------------------------------------- fork */
 
+/* Held copies, and the copies and epoll sets of linger waits whose threads
+ * do not exist in the child. */
 static void close_inherited_copy(int fd, struct fd_entry *e)
 {
-	if (atomic_load(&e->state) & FD_HELD) {
+	if (atomic_load(&e->state) & (FD_HELD | FD_TRANSIENT)) {
 		atomic_store(&e->state, 0);
 		raw_close(fd);
 	}
@@ -567,5 +595,5 @@ void reaper_forget_after_fork(void)
 	atomic_store(&reaper.held, 0);
 	reaper.deadlines.len = 0;
 	atomic_store(&reaper.status, REAPER_STOPPED);
-	creating_channel_here = false;
+	channel_busy_here = 0;
 }

@@ -25,36 +25,56 @@ static _Atomic unsigned long double_closes;
 static _Atomic unsigned long w1_abandoned;
 static _Atomic unsigned long linger_resets;
 
-static int report_fd = -1;   /* copy of stderr, WSPCLOSE_STATS=1 only */
-static int findings_fd = -1; /* WSPCLOSE_FINDINGS_FILE */
+static _Atomic int report_fd = -1;   /* copy of stderr, WSPCLOSE_STATS=1 only */
+static _Atomic int findings_fd = -1; /* WSPCLOSE_FINDINGS_FILE */
+
+static bool move_if(_Atomic int *which, int fd)
+{
+	if (fd < 0 || fd != atomic_load(which))
+		return false;
+	int moved = raw_dup_high(fd);
+	if (moved < 0)
+		return false;
+	fd_table_set_library_owned(moved);
+	atomic_store(which, moved);
+	fd_table_forget(fd);
+	raw_close(fd);
+	return true;
+}
+
+bool stats_move_descriptor(int fd)
+{
+	return move_if(&report_fd, fd) || move_if(&findings_fd, fd);
+}
 
 void stats_open(const struct wspclose_config *config)
 {
 	if (config->stats) {
-		report_fd = raw_dup_high(STDERR_FILENO);
-		if (report_fd >= 0)
-			fd_table_set_library_owned(report_fd);
+		int fd = raw_dup_high(STDERR_FILENO);
+		if (fd >= 0)
+			fd_table_set_library_owned(fd);
+		report_fd = fd;
 	}
 	const char *path = secure_getenv("WSPCLOSE_FINDINGS_FILE");
 	if (path != NULL && *path != '\0') {
-		int fd = (int)syscall(SYS_openat, AT_FDCWD, path,
-				      O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-		findings_fd = raw_move_high(fd);
-		if (findings_fd >= 0)
-			fd_table_set_library_owned(findings_fd);
+		int fd = raw_move_high((int)syscall(SYS_openat, AT_FDCWD, path,
+						    O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
+		if (fd >= 0)
+			fd_table_set_library_owned(fd);
+		findings_fd = fd;
 	}
 }
 
 bool stats_report_wanted(void)
 {
-	return wspclose_settings.stats || trace_enabled() || findings_fd >= 0;
+	return wspclose_settings.stats || trace_enabled() || atomic_load(&findings_fd) >= 0;
 }
 
 /* "PID KIND COUNT\n" with one write() on the O_APPEND file: whole lines,
  * whatever the other processes write. Async-signal-safe. */
 static void append_finding(const char *kind, unsigned long count)
 {
-	if (findings_fd < 0 || count == 0)
+	if (atomic_load(&findings_fd) < 0 || count == 0)
 		return;
 	char line[96], digits[24];
 	size_t len = 0;
@@ -80,7 +100,7 @@ static void append_finding(const char *kind, unsigned long count)
 		line[len++] = i < 2 ? ' ' : '\n';
 	}
 	int saved = errno;
-	syscall(SYS_write, findings_fd, line, len);
+	syscall(SYS_write, atomic_load(&findings_fd), line, len);
 	errno = saved;
 }
 
@@ -207,8 +227,8 @@ static void print_report(const struct findings *f, long still_held)
 		(long)getpid(), rows[0] ? rows : "none", held,
 		outcomes[0] ? outcomes : "none", still_held, total(f), f->w1_unresolved,
 		f->double_close, f->linger_resets, f->held_at_exit);
-	if (n > 0 && report_fd >= 0)
-		syscall(SYS_write, report_fd, line,
+	if (n > 0 && atomic_load(&report_fd) >= 0)
+		syscall(SYS_write, atomic_load(&report_fd), line,
 			(size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
 }
 

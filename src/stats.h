@@ -32,6 +32,8 @@ void stats_count_release(enum held_outcome outcome);
  * high and O_CLOEXEC. Constructor only. */
 struct wspclose_config;
 void stats_open(const struct wspclose_config *config);
+/* dup2() onto one of the report's descriptors: moves it; false otherwise. */
+bool stats_move_descriptor(int fd);
 /* Anything to report at exit (statistics, trace or findings file)? */
 bool stats_report_wanted(void);
 

@@ -21,7 +21,7 @@
 #define TRACE_FD_FLOOR 1024
 #define LINE_MAX_BYTES 2048
 
-static int trace_fd = -1;
+static _Atomic int trace_fd = -1;
 static bool trace_json;
 
 /* getpid()/gettid() once per process and thread (initial-exec TLS: a plain
@@ -88,6 +88,20 @@ void trace_open(const struct wspclose_config *config)
 	}
 	fd_table_set_library_owned(fd);
 	trace_fd = fd;
+}
+
+bool trace_move_descriptor(int fd)
+{
+	if (fd < 0 || fd != atomic_load(&trace_fd))
+		return false;
+	int moved = raw_dup_high(fd);
+	if (moved < 0)
+		return false;
+	fd_table_set_library_owned(moved);
+	atomic_store(&trace_fd, moved);
+	fd_table_forget(fd);
+	raw_close(fd);
+	return true;
 }
 
 /* ---------------------------------------------------------------- line builder */

@@ -61,6 +61,10 @@ void trace_summary(const struct trace_count *closes, size_t n_closes,
 		   const struct trace_count *releases, size_t n_releases,
 		   const struct trace_count *findings, size_t n_findings);
 
+/* dup2() onto the trace descriptor's number: moves it; false if fd is not
+ * the trace descriptor (or cannot be moved). */
+bool trace_move_descriptor(int fd);
+
 /* fork() child: the cached pid and tid are the parent's. */
 void trace_after_fork_in_child(void);
 

@@ -1,0 +1,60 @@
+/* fork_guard.c: a counter of open "unmarked descriptor" windows and a flag
+ * for a pending fork(). A window opens by raising the counter and then
+ * reading the flag; prepare raises the flag and then waits for the counter:
+ * with sequentially consistent atomics one side always sees the other. */
+#include "fork_guard.h"
+#include "monotonic.h"
+
+#include <stdatomic.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#define PREPARE_WAIT_MS 50
+
+static _Atomic int open_windows;
+static _Atomic int fork_pending;
+
+static void pause_a_little(unsigned round)
+{
+	if (round < 64) {
+		syscall(SYS_sched_yield);
+		return;
+	}
+	struct timespec ts = { 0, 100000 }; /* 0.1 ms */
+	syscall(SYS_nanosleep, &ts, NULL);
+}
+
+bool fork_guard_try_enter(void)
+{
+	atomic_fetch_add(&open_windows, 1);
+	if (atomic_load(&fork_pending) == 0)
+		return true;
+	atomic_fetch_sub(&open_windows, 1);
+	return false;
+}
+
+void fork_guard_enter(void)
+{
+	for (unsigned round = 0; !fork_guard_try_enter(); round++)
+		pause_a_little(round);
+}
+
+void fork_guard_leave(void)
+{
+	atomic_fetch_sub(&open_windows, 1);
+}
+
+void fork_guard_prepare(void)
+{
+	atomic_store(&fork_pending, 1);
+	int64_t until = monotonic_ns() + PREPARE_WAIT_MS * NS_PER_MS;
+	for (unsigned round = 0; atomic_load(&open_windows) > 0 && monotonic_ns() < until;
+	     round++)
+		pause_a_little(round);
+}
+
+void fork_guard_done(void)
+{
+	atomic_store(&fork_pending, 0);
+}
