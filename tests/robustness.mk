@@ -1,1 +1,45 @@
 # tests/robustness.mk: Automake fragment included from Makefile.am (paths relative to the top).
+# Owns the tests of issue 3: sharing, implicit closes, epoll, blocked callers,
+# the library's own descriptors, fork/exec, signals and threads, and the stress run.
+
+sharing_sources = tests/integration/sharing_helpers.c tests/integration/sharing_helpers.h \
+	$(loopback_sources)
+robustness_tests = \
+	tests/integration/test_sharing \
+	tests/integration/test_implicit_close \
+	tests/integration/test_epoll \
+	tests/integration/test_blocked_callers \
+	tests/integration/test_own_descriptors \
+	tests/integration/test_fork_exec \
+	tests/integration/test_signals_threads \
+	tests/stress/wspclose-stress
+check_PROGRAMS += $(robustness_tests)
+TESTS += $(robustness_tests)
+
+tests_integration_test_sharing_SOURCES = tests/integration/test_sharing.c $(sharing_sources)
+tests_integration_test_sharing_CFLAGS = $(test_cflags)
+tests_integration_test_sharing_LDADD = $(test_libs)
+tests_integration_test_implicit_close_SOURCES = tests/integration/test_implicit_close.c $(sharing_sources)
+tests_integration_test_implicit_close_CFLAGS = $(test_cflags)
+tests_integration_test_implicit_close_LDADD = $(test_libs)
+tests_integration_test_epoll_SOURCES = tests/integration/test_epoll.c $(sharing_sources)
+tests_integration_test_epoll_CFLAGS = $(test_cflags)
+tests_integration_test_epoll_LDADD = $(test_libs)
+tests_integration_test_blocked_callers_SOURCES = tests/integration/test_blocked_callers.c $(sharing_sources)
+tests_integration_test_blocked_callers_CFLAGS = $(test_cflags)
+tests_integration_test_blocked_callers_LDADD = $(test_libs)
+tests_integration_test_own_descriptors_SOURCES = tests/integration/test_own_descriptors.c $(sharing_sources)
+tests_integration_test_own_descriptors_CFLAGS = $(test_cflags)
+tests_integration_test_own_descriptors_LDADD = $(test_libs)
+tests_integration_test_fork_exec_SOURCES = tests/integration/test_fork_exec.c $(sharing_sources)
+tests_integration_test_fork_exec_CFLAGS = $(test_cflags)
+tests_integration_test_fork_exec_LDADD = $(test_libs)
+tests_integration_test_signals_threads_SOURCES = tests/integration/test_signals_threads.c $(sharing_sources)
+tests_integration_test_signals_threads_CFLAGS = $(test_cflags)
+tests_integration_test_signals_threads_LDADD = $(test_libs)
+
+# The stress program is plain C (no Check); `make check` runs it for 5 s.
+tests_stress_wspclose_stress_SOURCES = tests/stress/wspclose-stress.c $(sharing_sources)
+tests_stress_wspclose_stress_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/tests/integration
+tests_stress_wspclose_stress_LDADD = -lpthread
+AM_TESTS_ENVIRONMENT += WSPCLOSE_STRESS_SECONDS=5; export WSPCLOSE_STRESS_SECONDS;

@@ -73,8 +73,23 @@ int sh_child_start(struct sh_child *child, sh_child_main fn, void *arg)
 	return 0;
 }
 
-/* Waits for pid up to timeout_ms; returns true and *status if it ended. */
-static bool wait_pid_bounded(pid_t pid, int timeout_ms, int *status)
+void *sh_shared_alloc(size_t len)
+{
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+
+	if (p == MAP_FAILED)
+		return NULL;
+	memset(p, 0, len);
+	return p;
+}
+
+void sh_shared_free(void *p, size_t len)
+{
+	if (p != NULL)
+		munmap(p, len);
+}
+
+bool sh_wait_pid(pid_t pid, int timeout_ms, int *status)
 {
 	int64_t deadline = lb_now_ms() + timeout_ms;
 	int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
@@ -115,7 +130,7 @@ bool sh_child_finish(struct sh_child *child, int timeout_ms, char *msg, size_t l
 		snprintf(msg, len, "the child process could not be started");
 		return false;
 	}
-	if (!wait_pid_bounded(child->pid, timeout_ms, &status)) {
+	if (!sh_wait_pid(child->pid, timeout_ms, &status)) {
 		kill(child->pid, SIGKILL);
 		while (waitpid(child->pid, &status, 0) < 0 && errno == EINTR)
 			;
@@ -308,7 +323,7 @@ int sh_accept(int listener, int timeout_ms)
 	}
 }
 
-int sh_pair_via(int listener, int *client, int *peer)
+int sh_pair_via(int listener, int sndbuf, int *client, int *peer)
 {
 	struct sockaddr_storage addr;
 	socklen_t len = sizeof(addr);
@@ -316,7 +331,7 @@ int sh_pair_via(int listener, int *client, int *peer)
 	*client = *peer = -1;
 	if (getsockname(listener, (struct sockaddr *)&addr, &len) < 0)
 		return -1;
-	*client = sh_connect(&addr, len, 0);
+	*client = sh_connect(&addr, len, sndbuf);
 	if (*client < 0)
 		return -1;
 	*peer = sh_accept(listener, 5000);
@@ -326,6 +341,29 @@ int sh_pair_via(int listener, int *client, int *peer)
 		return -1;
 	}
 	return 0;
+}
+
+ssize_t sh_fill_quick(int fd, uint64_t *offset)
+{
+	unsigned char buf[4096];
+	ssize_t total = 0;
+
+	for (;;) {
+		for (size_t i = 0; i < sizeof(buf); i++)
+			buf[i] = lb_pattern_byte(*offset + i);
+		ssize_t r = send(fd, buf, sizeof(buf), MSG_DONTWAIT | MSG_NOSIGNAL);
+
+		if (r > 0) {
+			*offset += (uint64_t)r;
+			total += r;
+			continue;
+		}
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return total;
+		return -1;
+	}
 }
 
 /* ------------------------------------------------------ observation */
@@ -405,7 +443,7 @@ int sh_expect_pattern(int fd, uint64_t *offset, size_t len, int timeout_ms,
 	return 0;
 }
 
-void sh_drain_inline(int fd, int timeout_ms, struct lb_drain_result *out)
+void sh_drain_inline(int fd, uint64_t offset, int timeout_ms, struct lb_drain_result *out)
 {
 	unsigned char buf[16384];
 	int64_t deadline = lb_now_ms() + timeout_ms;
@@ -431,7 +469,7 @@ void sh_drain_inline(int fd, int timeout_ms, struct lb_drain_result *out)
 
 		if (r > 0) {
 			for (ssize_t i = 0; i < r; i++) {
-				if (buf[i] != lb_pattern_byte(out->bytes + (uint64_t)i))
+				if (buf[i] != lb_pattern_byte(offset + out->bytes + (uint64_t)i))
 					out->pattern_ok = false;
 			}
 			out->bytes += (uint64_t)r;

@@ -43,6 +43,15 @@ bool sh_child_finish(struct sh_child *child, int timeout_ms, char *msg, size_t l
 /* sh_child_start + sh_child_finish. */
 bool sh_run_in_child(sh_child_main fn, void *arg, int timeout_ms, char *msg, size_t len);
 
+/* Zeroed memory shared with children forked afterwards (results a child
+ * hands back); NULL on failure. */
+void *sh_shared_alloc(size_t len);
+void sh_shared_free(void *p, size_t len);
+
+/* Waits up to timeout_ms for a child process to end (it is not killed).
+ * Returns true and its wait status in *status if it ended. */
+bool sh_wait_pid(pid_t pid, int timeout_ms, int *status);
+
 /* Parent <-> child hand-shakes (process-shared semaphores). */
 void sh_parent_signal_child(struct sh_child *child);
 bool sh_parent_await_child(struct sh_child *child, int timeout_ms);
@@ -73,8 +82,14 @@ int sh_connect(const struct sockaddr_storage *addr, socklen_t addr_len, int sndb
 /* accept() with a bound wait; returns the fd, or -1 (errno ETIMEDOUT). */
 int sh_accept(int listener, int timeout_ms);
 
-/* Connects a new client to `listener` and accepts it. Returns 0 or -1. */
-int sh_pair_via(int listener, int *client, int *peer);
+/* Connects a new client to `listener` (sndbuf > 0: its SO_SNDBUF) and
+ * accepts it. Returns 0 or -1. */
+int sh_pair_via(int listener, int sndbuf, int *client, int *peer);
+
+/* Queues pattern bytes with MSG_DONTWAIT until EAGAIN, without waiting for
+ * the queue to settle (fast; the peer must not be reading): SIOCOUTQ > 0
+ * afterwards. Advances *offset; returns the bytes queued or -1. */
+ssize_t sh_fill_quick(int fd, uint64_t *offset);
 
 /* ------------------------------------------------------ observation */
 
@@ -97,8 +112,9 @@ int sh_expect_pattern(int fd, uint64_t *offset, size_t len, int timeout_ms,
 		      char *why, size_t why_len);
 
 /* A drain in the calling thread (no helper thread): reads until EOF, an
- * error or the timeout. Fills out like lb_drain_now(). */
-void sh_drain_inline(int fd, int timeout_ms, struct lb_drain_result *out);
+ * error or the timeout, checking the pattern from stream offset `offset`.
+ * Fills out like lb_drain_now() (out->bytes: the bytes this call read). */
+void sh_drain_inline(int fd, uint64_t offset, int timeout_ms, struct lb_drain_result *out);
 
 /* True when /proc/self/fdinfo/<epfd> has a "tfd: <fd>" line: fd's number
  * is still registered in that epoll set. */
