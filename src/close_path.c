@@ -5,6 +5,7 @@
  * atomically by the dup2()/dup3() that replaces it. */
 #include "close_path.h"
 #include "config.h"
+#include "deadline_heap.h"
 #include "fd_table.h"
 #include "fork_guard.h"
 #include "libc_binding.h"
@@ -24,7 +25,7 @@
 
 /* Raised while this thread runs a close: a signal handler's close() of a
  * number this thread is giving up must not wait for itself. */
-static __thread int closing_here __attribute__((tls_model("initial-exec")));
+static __thread _Atomic int closing_here __attribute__((tls_model("initial-exec")));
 
 /* Initial-exec TLS: reading it is a plain load, safe in a signal handler. */
 static __thread bool files_unshared __attribute__((tls_model("initial-exec")));
@@ -114,14 +115,14 @@ static int give_up_number(const struct close_request *r, bool through_libc)
 	/* The entry stayed claimed until the number was closed, so a second
 	 * close() of it meanwhile got EBADF and closed nothing. Now the number
 	 * may already be someone else's: change the entry only if it is still
-	 * ours. An explicit close leaves a tombstone, so that a second close()
-	 * of the same, unreused number is reported as a double close. */
+	 * ours. It leaves a tombstone, so that a later close() of the same,
+	 * unreused number is reported as a double close. */
 	if (claimed) {
 		/* Still ours while it carries FD_RELEASING (a new owner writes a
 		 * fresh state); other flags may have been added meanwhile (a
 		 * fork marks every socket shared), so retry until it is done. */
 		uint32_t seen = atomic_load(&r->entry->state);
-		uint32_t after = r->origin == CLOSE_EXPLICIT ? FD_TOMBSTONE : 0;
+		uint32_t after = FD_TOMBSTONE;
 		while ((seen & FD_RELEASING) &&
 		       !atomic_compare_exchange_weak(&r->entry->state, &seen, after))
 			;
@@ -139,18 +140,18 @@ static void wake_blocked_callers(int fd)
 
 /* ---------------------------------------------------------------- actions */
 
-/* The end of a graceful close whose FIN is already on its way (shutdown
- * done): never lingering in the real close. Also what a hand-off degrades
- * to when no copy can be held: the kernel finishes the teardown itself. */
+/* What a hand-off degrades to when no copy can be held: the kernel's own
+ * graceful close, never lingering (blocked threads woken all the same). */
 static int close_gracefully_now(const struct close_request *r)
 {
 	if (r->facts.linger_on)
 		set_linger(r->fd, false, r->linger.l_linger);
+	wake_blocked_callers(r->fd);
 	return give_up_number(r, false);
 }
 
 static void fill_held_entry(int copy_fd, struct fd_entry *held, const struct close_request *r,
-			    const struct close_plan *plan, uint32_t data_segs_in)
+			    const struct close_plan *plan)
 {
 	int64_t now = monotonic_ns();
 	bool linger_deadline = plan->action == ACTION_HAND_OFF_LINGER;
@@ -161,9 +162,8 @@ static void fill_held_entry(int copy_fd, struct fd_entry *held, const struct clo
 	held->held.row = (uint8_t)plan->row;
 	held->held.deadline_kind = linger_deadline ? DEADLINE_LINGER : DEADLINE_GRACE;
 	held->held.linger_on = r->facts.linger_on;
-	held->held.data_segs_in = data_segs_in;
 	held->held.adopted = false;
-	held->held.heap_index = UINT32_MAX;
+	held->held.heap_index = DEADLINE_HEAP_NOWHERE;
 	/* The inode only matters to the reaper's trace line. */
 	atomic_store(&held->socket_id, r->tracing ? r->described.inode : 0);
 	fd_table_publish_held(copy_fd, FD_KIND_TCP | FD_LIBRARY_OWNED | FD_HELD);
@@ -173,19 +173,13 @@ static void trace_decision(const struct close_request *r, struct close_plan plan
 			   int64_t started, int rc, int error, const char *windows);
 static int abort_connection(const struct close_request *r);
 
-/* G1, G2, W2 and the implicit linger closes. The FIN goes out now, after
- * the queued data, and threads blocked on the socket wake up. When the
- * teardown is not over at once, an O_CLOEXEC copy high in the descriptor
- * space is held for the reaper and the application's number given up. */
+/* G1, G2, W2 and the implicit linger closes: an O_CLOEXEC copy high in the
+ * descriptor space goes to the reaper, and the application's number is
+ * given up at once. The rest (unread data, the shutdown that sends the FIN
+ * and wakes blocked threads, waiting for the ACK) is the reaper's, so the
+ * closing thread pays a few microseconds. */
 static int hand_off(struct close_request *r, const struct close_plan *plan, int64_t started)
 {
-	/* Unread data at close: RST, as the kernel and RFC 1122 do. */
-	if (probe_receive_queue(r->fd) > 0)
-		return abort_connection(r);
-	raw_shutdown(r->fd, SHUT_RDWR);
-	struct tcp_snapshot snap;
-	if (probe_tcp_snapshot(r->fd, &snap) < 0 || !tcp_state_is_draining(snap.state))
-		return close_gracefully_now(r); /* already over (often, on loopback) */
 	if (!reaper_is_running() || !reaper_reserve())
 		return close_gracefully_now(r);
 	/* A fork() now would give the child a copy not yet marked held. */
@@ -202,10 +196,10 @@ static int hand_off(struct close_request *r, const struct close_plan *plan, int6
 		reaper_unreserve();
 		return close_gracefully_now(r);
 	}
-	fill_held_entry(copy, held, r, plan, snap.data_segs_in);
+	fill_held_entry(copy, held, r, plan);
 	fork_guard_leave();
 	r->held_fd = copy;
-	/* Not the last reference any more: nothing more on the wire. */
+	/* Not the last reference any more: nothing on the wire. */
 	int rc = give_up_number(r, false);
 	if (rc < 0) {
 		/* The replacing dup failed: fd is still the application's. */
@@ -220,7 +214,7 @@ static int hand_off(struct close_request *r, const struct close_plan *plan, int6
 		trace_decision(r, *plan, started, rc, 0, NULL);
 		r->traced = true;
 	}
-	reaper_watch(copy);
+	reaper_hand_off(copy);
 	return rc;
 }
 
@@ -332,6 +326,8 @@ static int linger_close(struct close_request *r)
 
 static int close_plainly(const struct close_request *r)
 {
+	if (r->facts.passthrough)
+		return give_up_number(r, true); /* what-if mode: exactly Linux */
 	fd_table_leave_epoll_sets(r->fd, r->entry);
 	if (r->facts.last_reference && !r->facts.shared_with_process)
 		wake_blocked_callers(r->fd);
@@ -404,7 +400,7 @@ static int close_passthrough(struct close_request *r)
 	struct close_plan would = close_decide(&windows.facts);
 	int64_t started = monotonic_ns();
 	r->facts = windows.facts;
-	int rc = close_plainly(r);
+	int rc = give_up_number(r, true); /* exactly Linux: no clean-up, no wake-up */
 	int error = errno;
 	int64_t blocked = monotonic_ns() - started;
 	r->final_row = would.row;
@@ -507,7 +503,7 @@ static int close_buried(struct close_request *r)
 	uint32_t tombstone = FD_TOMBSTONE;
 	atomic_compare_exchange_strong(&r->entry->state, &tombstone, 0);
 	int rc = r->replacement < 0 ? libc_close(r->fd) : give_up_number(r, true);
-	if (rc < 0 && errno == EBADF && r->origin == CLOSE_EXPLICIT && r->replacement < 0)
+	if (rc < 0 && errno == EBADF && r->replacement < 0)
 		stats_note_double_close();
 	return rc;
 }
@@ -568,7 +564,6 @@ static int close_request_dispatch(struct close_request *r)
 			return -1;
 		}
 		r->state = state | FD_CLOSING;
-		r->origin = CLOSE_IMPLICIT; /* no tombstone for an epoll set */
 		return give_up_number(r, true);
 	}
 	return close_socket(r);

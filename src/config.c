@@ -127,6 +127,15 @@ int config_load(struct wspclose_config *out,
 	warnings += load_flag(getenv_fn, warn_fd, "WSPCLOSE_PASSTHROUGH", &c.passthrough);
 	warnings += load_flag(getenv_fn, warn_fd, "WSPCLOSE_STATS", &c.stats);
 
+	const char *findings = getenv_fn("WSPCLOSE_FINDINGS_FILE");
+	if (findings != NULL && *findings == '\0') {
+		warn(warn_fd, "WSPCLOSE_FINDINGS_FILE", findings, "expected a file path",
+		     "no findings file");
+		warnings++;
+	} else {
+		c.findings_file = findings;
+	}
+
 	*out = c;
 	return warnings;
 }

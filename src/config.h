@@ -13,6 +13,7 @@ struct wspclose_config {
 	long max_held;              /* WSPCLOSE_MAX_HELD, default 4096 */
 	bool passthrough;           /* WSPCLOSE_PASSTHROUGH */
 	bool stats;                 /* WSPCLOSE_STATS */
+	const char *findings_file;  /* WSPCLOSE_FINDINGS_FILE (set by wspclose --strict) */
 };
 
 #define WSPCLOSE_DEFAULT_GRACE_MS 60000L

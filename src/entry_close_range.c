@@ -77,8 +77,12 @@ WSPCLOSE_EXPORT int close_range(unsigned int first, unsigned int last, int flags
 	/* Invalid arguments: the kernel's own error, nothing touched.
 	 * CLOSE_RANGE_CLOEXEC closes nothing now (ours are O_CLOEXEC already). */
 	if (first > last || (flags & ~(CLOSE_RANGE_UNSHARE | CLOSE_RANGE_CLOEXEC)) ||
-	    (flags & CLOSE_RANGE_CLOEXEC))
-		return kernel_close_range(first, last, flags);
+	    (flags & CLOSE_RANGE_CLOEXEC)) {
+		int rc = kernel_close_range(first, last, flags);
+		if (rc == 0 && (flags & CLOSE_RANGE_UNSHARE))
+			close_path_note_files_unshared();
+		return rc;
+	}
 	if (flags & CLOSE_RANGE_UNSHARE) {
 		/* The reaper thread shares the table, so UNSHARE gives this thread
 		 * a private copy and the real closes would never happen. When the

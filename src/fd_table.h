@@ -55,11 +55,12 @@ struct held_info {
 	uint8_t row;           /* enum close_row that handed it off */
 	uint8_t deadline_kind; /* enum held_deadline */
 	bool linger_on;        /* SO_LINGER must be cleared before the real close */
-	bool adopted;          /* the reaper has it in its deadline heap */
+	bool adopted;          /* the reaper has taken it off the hand-off stack */
 };
 
 struct fd_entry {
 	_Atomic uint32_t state;
+	_Atomic int32_t next_handoff; /* link in the reaper's hand-off stack */
 	_Atomic uint64_t socket_id;   /* same value for every dup of a socket */
 	_Atomic int32_t epoll_sets[FD_EPOLL_SLOTS]; /* epoll fd + 1, 0 = free */
 	struct held_info held;

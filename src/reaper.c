@@ -1,15 +1,15 @@
-/* reaper.c: the reaper thread. Held copies arrive on a lock-free stack, wait
- * in an edge-triggered epoll set (no event bits: it fires on TCP state
- * changes, not on data ACKs) and in a deadline heap, and are released when
- * our FIN is acknowledged, the peer resets, or the deadline passes (RST).
+/* reaper.c: the reaper thread. Held copies wait in an edge-triggered epoll
+ * set (EPOLLIN|EPOLLRDHUP and no EPOLLOUT: it fires on TCP state changes,
+ * not on data ACKs) and in a deadline heap, and are released when our FIN
+ * is acknowledged, the peer resets, or the deadline passes (RST).
  *
- * Closers shut the socket down themselves and add the held copy to the
- * reaper's epoll set; after the shutdown the registration is ready at once,
- * which is what wakes the reaper. The channel (that epoll set, and an
- * eventfd for the rarer wake-ups: a dup2() onto our numbers, a reservation
- * given back) exists only while something is held: the closer that needs it
- * first creates it, before giving up the application's number, and the
- * reaper closes it when the last held copy is gone. While nothing is held the library holds no
+ * Closers push held copies on a lock-free stack and wake the reaper with
+ * its eventfd (at most one wake-up outstanding); the reaper adopts them:
+ * RST for unread data, else shutdown(SHUT_RDWR) (FIN after the queued
+ * data; blocked threads wake) and registration. The channel (the epoll set
+ * and that eventfd) exists only while something is held: the closer that
+ * needs it first creates it, before giving up the application's number,
+ * and the reaper closes it when the last held copy is gone. While nothing is held the library holds no
  * descriptor at all and the thread sleeps on a futex: no wake-ups. */
 #include "reaper.h"
 #include "close_decision.h"
@@ -54,15 +54,17 @@ static struct {
 	_Atomic int wake_fd;
 	_Atomic int wakers;             /* closers between checking the channel and writing */
 	_Atomic int32_t vacate_fd;      /* a number the application wants, or -1 */
+	_Atomic int32_t handoff_head;   /* fd of the newest hand-off, or -1 */
+	_Atomic int wake_pending;       /* a hand-off wake-up is on its way */
 	_Atomic long held;              /* held copies, reserved or live */
 	struct deadline_heap deadlines; /* the reaper thread's alone */
-} reaper = { .epoll_fd = -1, .wake_fd = -1, .vacate_fd = -1 };
+} reaper = { .epoll_fd = -1, .wake_fd = -1, .vacate_fd = -1, .handoff_head = -1 };
 
 /* Raised while this thread creates the channel or is inside wake_reaper()
  * (where the reaper, closing the channel, waits for it): a signal handler
  * interrupting it must not wait for the channel itself. Initial-exec TLS:
  * a plain access, fine in a signal handler. */
-static __thread int channel_busy_here __attribute__((tls_model("initial-exec")));
+static __thread _Atomic int channel_busy_here __attribute__((tls_model("initial-exec")));
 
 /* ---------------------------------------------------------------- waiting */
 
@@ -133,18 +135,25 @@ static bool open_channel(void)
 		if (state == CHANNEL_READY)
 			return true;
 		int32_t none = CHANNEL_NONE;
-		if (state == CHANNEL_NONE &&
-		    atomic_compare_exchange_strong(&reaper.channel, &none, CHANNEL_CREATING)) {
-			int saved = errno;
+		if (state == CHANNEL_NONE) {
+			/* Raised before the state changes and lowered after it is
+			 * settled: a signal handler interrupting us anywhere in
+			 * between must see it. */
 			channel_busy_here++;
+			if (!atomic_compare_exchange_strong(&reaper.channel, &none,
+							    CHANNEL_CREATING)) {
+				channel_busy_here--;
+				continue;
+			}
+			int saved = errno;
 			/* Not while a fork() is pending: the child must see them. */
 			bool ok = fork_guard_try_enter();
 			if (ok) {
 				ok = create_channel_descriptors();
 				fork_guard_leave();
 			}
-			channel_busy_here--;
 			atomic_store(&reaper.channel, ok ? CHANNEL_READY : CHANNEL_NONE);
+			channel_busy_here--;
 			/* Pairs with the reaper raising channel_sleepers before it
 			 * reads the channel state: no wake-up is ever lost. */
 			if (atomic_load(&reaper.channel_sleepers) > 0)
@@ -190,6 +199,7 @@ static void close_channel_if_idle(void)
 	fork_guard_enter();
 	close_own_descriptor(&reaper.epoll_fd);
 	close_own_descriptor(&reaper.wake_fd);
+	atomic_store(&reaper.wake_pending, 0);
 	fork_guard_leave();
 	/* A dup2() waiting for one of them: its number is free now. */
 	if (atomic_exchange(&reaper.vacate_fd, -1) != -1)
@@ -277,15 +287,44 @@ static bool watch(int fd, struct fd_entry *e)
 	return syscall(SYS_epoll_ctl, atomic_load(&reaper.epoll_fd), EPOLL_CTL_ADD, fd, &ev) == 0;
 }
 
-/* First event of a new held copy: its deadline joins the heap. */
-static bool adopt(int fd, struct fd_entry *e)
+/* A new held copy, from the stack. */
+static void adopt(int fd)
 {
-	if (!deadline_heap_push(&reaper.deadlines, fd, e->held.deadline_ns)) {
-		release(fd, OUTCOME_NO_ROOM); /* the kernel finishes it */
-		return false;
+	struct fd_entry *e = fd_table_entry(fd);
+	/* Unread data at close: RST, as the kernel and RFC 1122 do. */
+	if (probe_receive_queue(fd) > 0) {
+		release(fd, OUTCOME_UNREAD_DATA);
+		return;
+	}
+	/* A listener (its blocked accept() calls fail, new connections are
+	 * refused) or a socket that never connected: nothing to tear down. */
+	int before = probe_tcp_state(fd);
+	bool connection = before != TCP_STATE_LISTEN && before != TCP_STATE_CLOSE;
+	/* FIN after the queued data; wakes threads still blocked on it. */
+	if (raw_shutdown(fd, SHUT_RDWR) == -ENOTCONN || !connection) {
+		release(fd, OUTCOME_NOT_CONNECTED);
+		return;
+	}
+	struct tcp_snapshot at_shutdown;
+	e->held.data_segs_in = probe_tcp_snapshot(fd, &at_shutdown) >= 0
+			       ? at_shutdown.data_segs_in : 0;
+	if (!watch(fd, e) || !deadline_heap_push(&reaper.deadlines, fd, e->held.deadline_ns)) {
+		release(fd, OUTCOME_NO_ROOM); /* cannot watch it: the kernel finishes it */
+		return;
 	}
 	e->held.adopted = true;
-	return true;
+	/* The registration is ready at once after the shutdown: its first
+	 * event checks the teardown. */
+}
+
+static void adopt_handoffs(void)
+{
+	int32_t fd = atomic_exchange(&reaper.handoff_head, -1);
+	while (fd >= 0) {
+		int32_t next = atomic_load(&fd_table_entry(fd)->next_handoff);
+		adopt(fd);
+		fd = next;
+	}
 }
 
 static void on_event(uint64_t token)
@@ -294,10 +333,8 @@ static void on_event(uint64_t token)
 	struct fd_entry *e = fd_table_entry(fd);
 	uint32_t held = FD_LIBRARY_OWNED | FD_HELD;
 	if (e == NULL || (atomic_load_explicit(&e->state, memory_order_acquire) & held) != held ||
-	    atomic_load(&e->held.generation) != (uint32_t)(token >> 32))
+	    atomic_load(&e->held.generation) != (uint32_t)(token >> 32) || !e->held.adopted)
 		return; /* stale: that copy is already released */
-	if (!e->held.adopted && !adopt(fd, e))
-		return;
 	check_teardown(fd);
 }
 
@@ -393,6 +430,7 @@ static void serve_vacate_request(void)
 	int fd = atomic_load(&reaper.vacate_fd);
 	if (fd < 0)
 		return;
+	adopt_handoffs(); /* a copy still on the stack must be adopted first */
 	struct fd_entry *e = fd_table_entry(fd);
 	if (fd == atomic_load(&reaper.epoll_fd))
 		move_own_descriptor(&reaper.epoll_fd, fd, false);
@@ -420,6 +458,10 @@ static void serve_events(void)
 		}
 		uint64_t count;
 		syscall(SYS_read, atomic_load(&reaper.wake_fd), &count, sizeof count);
+		/* Cleared before draining: a hand-off pushed after this point
+		 * sends a new wake-up. */
+		atomic_store(&reaper.wake_pending, 0);
+		adopt_handoffs();
 		serve_vacate_request();
 	}
 	expire_deadlines(monotonic_ns());
@@ -525,15 +567,15 @@ long reaper_held_count(void)
 	return atomic_load(&reaper.held);
 }
 
-void reaper_watch(int copy_fd)
+void reaper_hand_off(int copy_fd)
 {
 	struct fd_entry *e = fd_table_entry(copy_fd);
-	if (watch(copy_fd, e))
-		return;
-	/* No room in the epoll set: the kernel finishes the teardown itself. */
-	atomic_store(&e->state, 0);
-	raw_close(copy_fd);
-	reaper_unreserve();
+	int32_t head = atomic_load(&reaper.handoff_head);
+	do {
+		atomic_store_explicit(&e->next_handoff, head, memory_order_relaxed);
+	} while (!atomic_compare_exchange_weak(&reaper.handoff_head, &head, copy_fd));
+	if (atomic_exchange(&reaper.wake_pending, 1) == 0)
+		wake_reaper();
 }
 
 void reaper_vacate(int fd)
@@ -590,6 +632,8 @@ void reaper_forget_after_fork(void)
 	close_own_descriptor(&reaper.wake_fd);
 	atomic_store(&reaper.channel, CHANNEL_NONE);
 	atomic_store(&reaper.channel_sleepers, 0);
+	atomic_store(&reaper.handoff_head, -1);
+	atomic_store(&reaper.wake_pending, 0);
 	atomic_store(&reaper.wakers, 0);
 	atomic_store(&reaper.vacate_fd, -1);
 	atomic_store(&reaper.held, 0);

@@ -17,10 +17,8 @@ bool reaper_reserve(void);
 void reaper_unreserve(void);
 /* Held copies right now (reserved ones included). */
 long reaper_held_count(void);
-/* Gives the reaper a held copy (shut down, its entry filled in) by adding
- * it to the reaper's epoll set: the event is ready at once, so the reaper
- * wakes and adopts it. */
-void reaper_watch(int copy_fd);
+/* Gives the reaper a held copy whose entry is filled in. */
+void reaper_hand_off(int copy_fd);
 
 /* dup2()/dup3() onto one of the library's numbers: moves the library's
  * descriptor elsewhere and returns once fd is free for the application.

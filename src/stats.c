@@ -55,12 +55,16 @@ void stats_open(const struct wspclose_config *config)
 			fd_table_set_library_owned(fd);
 		report_fd = fd;
 	}
-	const char *path = secure_getenv("WSPCLOSE_FINDINGS_FILE");
-	if (path != NULL && *path != '\0') {
-		int fd = raw_move_high((int)syscall(SYS_openat, AT_FDCWD, path,
+	if (config->findings_file != NULL) {
+		int fd = raw_move_high((int)syscall(SYS_openat, AT_FDCWD, config->findings_file,
 						    O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
-		if (fd >= 0)
-			fd_table_set_library_owned(fd);
+		if (fd < 0) {
+			static const char warning[] = "libwspclose: cannot open "
+				"WSPCLOSE_FINDINGS_FILE; findings are not recorded\n";
+			syscall(SYS_write, STDERR_FILENO, warning, sizeof warning - 1);
+			return;
+		}
+		fd_table_set_library_owned(fd);
 		findings_fd = fd;
 	}
 }
@@ -185,7 +189,7 @@ static size_t format_counts(char *buf, size_t cap)
 	buf[0] = '\0';
 	for (int row = 0; row < ROW_COUNT; row++) {
 		unsigned long n = atomic_load(&closes_by_row[row]);
-		if (n != 0 && row != ROW_L)
+		if (n != 0)
 			len = append_count(buf, len, cap, close_row_name((enum close_row)row), n);
 	}
 	return len;
@@ -238,7 +242,7 @@ static void trace_report(const struct findings *f)
 	size_t n_closes = 0, n_releases = 0;
 	for (int row = 0; row < ROW_COUNT; row++) {
 		unsigned long n = atomic_load(&closes_by_row[row]);
-		if (n != 0 && row != ROW_L)
+		if (n != 0)
 			closes[n_closes++] = (struct trace_count){
 				close_row_name((enum close_row)row), n };
 	}

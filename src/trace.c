@@ -18,7 +18,6 @@
 
 /* The trace descriptor lives with the library's own, high and O_CLOEXEC, so
  * that the application closing or reusing fd 2 cannot redirect it. */
-#define TRACE_FD_FLOOR 1024
 #define LINE_MAX_BYTES 2048
 
 static _Atomic int trace_fd = -1;
@@ -67,24 +66,19 @@ void trace_open(const struct wspclose_config *config)
 	if (config->trace_target == NULL)
 		return;
 	trace_json = config->trace_format == TRACE_JSON;
+	/* High and O_CLOEXEC (the upper half of RLIMIT_NOFILE when 1024 is
+	 * not allowed), out of the application's way. */
 	int fd;
 	if (strcmp(config->trace_target, "stderr") == 0)
-		fd = (int)syscall(SYS_fcntl, STDERR_FILENO, F_DUPFD_CLOEXEC, TRACE_FD_FLOOR);
+		fd = raw_dup_high(STDERR_FILENO);
 	else
-		fd = (int)syscall(SYS_openat, AT_FDCWD, config->trace_target,
-				  O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+		fd = raw_move_high((int)syscall(SYS_openat, AT_FDCWD, config->trace_target,
+						O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644));
 	if (fd < 0) {
 		warn_line("libwspclose: cannot open WSPCLOSE_TRACE target (");
-		warn_line(strerror(errno));
+		warn_line(strerror(fd == -1 ? errno : -fd));
 		warn_line("); running untraced\n");
 		return;
-	}
-	if (fd < TRACE_FD_FLOOR) {
-		int high = (int)syscall(SYS_fcntl, fd, F_DUPFD_CLOEXEC, TRACE_FD_FLOOR);
-		if (high >= 0) {
-			syscall(SYS_close, fd);
-			fd = high;
-		}
 	}
 	fd_table_set_library_owned(fd);
 	trace_fd = fd;

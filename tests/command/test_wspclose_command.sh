@@ -7,6 +7,13 @@ if [ -z "${abs_top_builddir:-}" ]; then
 	abs_top_builddir=$(cd -- "$(dirname -- "$0")/../.." && pwd) || exit 99
 fi
 wspclose=$abs_top_builddir/scripts/wspclose
+# In a sanitizer build (configure --enable-sanitizers) the library carries
+# the ASan runtime, and wspclose preloads it into uninstrumented programs
+# (sh, awk) too: there the runtime cannot come first in the library list.
+if [ -n "${WSPCLOSE_SANITIZER_RUNTIME:-}" ]; then
+	ASAN_OPTIONS="verify_asan_link_order=0${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
+	export ASAN_OPTIONS
+fi
 helpers=$abs_top_builddir/tests/command
 
 # Not under the preloading log compiler: the script itself must run plain.
