@@ -296,18 +296,26 @@ static void adopt(int fd)
 		release(fd, OUTCOME_UNREAD_DATA);
 		return;
 	}
-	/* A listener (its blocked accept() calls fail, new connections are
-	 * refused) or a socket that never connected: nothing to tear down. */
-	int before = probe_tcp_state(fd);
-	bool connection = before != TCP_STATE_LISTEN && before != TCP_STATE_CLOSE;
-	/* FIN after the queued data; wakes threads still blocked on it. */
-	if (raw_shutdown(fd, SHUT_RDWR) == -ENOTCONN || !connection) {
+	struct tcp_snapshot before;
+	if (probe_tcp_snapshot(fd, &before) < 0)
+		before = (struct tcp_snapshot){ .state = TCP_STATE_CLOSE };
+	/* A listener (the shutdown makes its blocked accept() calls fail and
+	 * refuses new connections) or a socket that never connected: nothing
+	 * to tear down. */
+	if (before.state == TCP_STATE_LISTEN ||
+	    (before.state == TCP_STATE_CLOSE && before.segs_out == 0)) {
+		raw_shutdown(fd, SHUT_RDWR);
 		release(fd, OUTCOME_NOT_CONNECTED);
 		return;
 	}
-	struct tcp_snapshot at_shutdown;
-	e->held.data_segs_in = probe_tcp_snapshot(fd, &at_shutdown) >= 0
-			       ? at_shutdown.data_segs_in : 0;
+	/* A connection already over (both FINs, or a reset): its outcome. */
+	e->held.data_segs_in = before.data_segs_in;
+	if (before.state == TCP_STATE_CLOSE) {
+		check_teardown(fd);
+		return;
+	}
+	/* FIN after the queued data; wakes threads still blocked on it. */
+	raw_shutdown(fd, SHUT_RDWR);
 	if (!watch(fd, e) || !deadline_heap_push(&reaper.deadlines, fd, e->held.deadline_ns)) {
 		release(fd, OUTCOME_NO_ROOM); /* cannot watch it: the kernel finishes it */
 		return;

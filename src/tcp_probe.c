@@ -69,6 +69,8 @@ int probe_tcp_snapshot(int fd, struct tcp_snapshot *out)
 	out->state = info.tcpi_state;
 	out->data_segs_in = len >= offsetof(struct tcp_info, tcpi_data_segs_in) + sizeof(uint32_t)
 			    ? info.tcpi_data_segs_in : 0;
+	out->segs_out = len >= offsetof(struct tcp_info, tcpi_segs_out) + sizeof(uint32_t)
+			? info.tcpi_segs_out : 1;
 	return 0;
 }
 

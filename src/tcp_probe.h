@@ -35,6 +35,7 @@ enum tcp_state_number {
 struct tcp_snapshot {
 	int state;
 	uint32_t data_segs_in;   /* segments with data received so far */
+	uint32_t segs_out;       /* segments sent: 0 for a socket never connected */
 };
 
 int probe_tcp_state(int fd);     /* TCP_INFO tcpi_state, or -errno */
