@@ -261,6 +261,13 @@ START_TEST(nothing_held_and_no_wakeups_while_idle)
 		      count, baseline, fds);
 	ck_assert_int_eq(lb_count_socket_fds_from(HELD_MIN_FD), 0);
 
+	/* The reaper's last step after closing the copy is to go to sleep
+	 * (one voluntary switch, microseconds later): let it get there, then
+	 * count. */
+	struct timespec settle = { 0, 50 * 1000 * 1000 };
+	while (nanosleep(&settle, &settle) == -1 && errno == EINTR)
+		;
+
 	/* Nothing is held: no thread of the library may wake up. The sleep is
 	 * the measurement window, not a synchronisation. */
 	struct thread_switches before[32], after[32];
