@@ -1,1 +1,13 @@
 # tests/apps/apps.mk: Automake fragment included from Makefile.am (paths relative to the top).
+# `make check-apps`: real servers and clients (nginx + wrk, redis-benchmark,
+# curl, socat, python3 http.server, w1_event_loop) run once without and once
+# with libwspclose preloaded; results are compared (tests/apps/run-apps.sh).
+
+EXTRA_PROGRAMS += tests/apps/w1_event_loop
+tests_apps_w1_event_loop_SOURCES = tests/apps/w1_event_loop.c
+
+EXTRA_DIST += tests/apps/run-apps.sh
+
+.PHONY: check-apps
+check-apps: src/libwspclose.la tests/apps/w1_event_loop
+	$(SHELL) $(srcdir)/tests/apps/run-apps.sh --library '$(abs_top_builddir)/src/.libs/libwspclose.so' --build '$(abs_top_builddir)'
