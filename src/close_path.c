@@ -130,12 +130,10 @@ static int give_up_number(const struct close_request *r, bool through_libc)
 	return rc;
 }
 
-/* Threads blocked on the socket return (Windows cancels them): a shutdown,
- * unless unread data is waiting (then the kernel's close must send RST). */
+/* Threads blocked on a socket return (Windows cancels them). */
 static void wake_blocked_callers(int fd)
 {
-	if (probe_receive_queue(fd) <= 0)
-		raw_shutdown(fd, SHUT_RDWR);
+	raw_shutdown(fd, SHUT_RDWR);
 }
 
 /* ---------------------------------------------------------------- actions */
@@ -144,9 +142,15 @@ static void wake_blocked_callers(int fd)
  * graceful close, never lingering (blocked threads woken all the same). */
 static int close_gracefully_now(const struct close_request *r)
 {
-	if (r->facts.linger_on)
-		set_linger(r->fd, false, r->linger.l_linger);
-	wake_blocked_callers(r->fd);
+	/* Unread data: the RST the close owes anyway, sent now (a blocked
+	 * thread would otherwise keep the socket open and delay it). */
+	if (probe_receive_queue(r->fd) > 0) {
+		raw_abort_connection(r->fd);
+	} else {
+		if (r->facts.linger_on)
+			set_linger(r->fd, false, r->linger.l_linger);
+		wake_blocked_callers(r->fd);
+	}
 	return give_up_number(r, false);
 }
 

@@ -227,7 +227,7 @@ static void release_in_state(int fd, enum held_outcome outcome, int state)
 	e->held.adopted = false;
 	atomic_fetch_add(&e->held.generation, 1);
 	if (reset)
-		set_linger(fd, true, 0); /* close() then sends RST */
+		raw_abort_connection(fd); /* RST now; threads still blocked on it wake */
 	else if (e->held.linger_on)
 		set_linger(fd, false, 0); /* never let the real close linger */
 	/* Written before the copy goes (so that an exit right after sees it),
