@@ -157,6 +157,11 @@ static int close_gracefully_now(const struct close_request *r)
 static void fill_held_entry(int copy_fd, struct fd_entry *held, const struct close_request *r,
 			    const struct close_plan *plan)
 {
+	/* The reaper read the previous copy at this number before clearing its
+	 * state (release order) and closing it; this acquire orders our writes
+	 * after those reads (the kernel's fd reuse alone is not visible to the
+	 * memory model). */
+	(void)atomic_load_explicit(&held->state, memory_order_acquire);
 	int64_t now = monotonic_ns();
 	bool linger_deadline = plan->action == ACTION_HAND_OFF_LINGER;
 	held->held.since_ns = now;
