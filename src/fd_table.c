@@ -63,6 +63,13 @@ static void note_highest(int fd)
 		;
 }
 
+/* One past the highest number ever recorded: where every scan stops. */
+static int scan_end(void)
+{
+	int end = atomic_load(&highest_fd) + 1;
+	return end < (int)table_size ? end : (int)table_size;
+}
+
 uint64_t fd_table_new_socket_id(void)
 {
 	return atomic_fetch_add_explicit(&next_socket_id, 1, memory_order_relaxed);
@@ -85,32 +92,32 @@ void fd_table_set_socket(int fd, uint32_t kind_and_flags, uint64_t socket_id)
 	atomic_store_explicit(&e->state, kind_and_flags, memory_order_release);
 }
 
-void fd_table_set_library_owned(int fd)
+/* Records a state that close_range() and the fork child must see. */
+static void publish(int fd, uint32_t state)
 {
 	struct fd_entry *e = fd_table_entry(fd);
 	if (e == NULL)
 		return;
 	note_highest(fd);
-	atomic_store_explicit(&e->socket_id, 0, memory_order_relaxed);
-	atomic_store_explicit(&e->state, FD_LIBRARY_OWNED, memory_order_release);
+	atomic_store_explicit(&e->state, state, memory_order_release);
+}
+
+void fd_table_set_library_owned(int fd)
+{
+	struct fd_entry *e = fd_table_entry(fd);
+	if (e != NULL)
+		atomic_store_explicit(&e->socket_id, 0, memory_order_relaxed);
+	publish(fd, FD_LIBRARY_OWNED);
 }
 
 void fd_table_set_transient(int fd)
 {
-	struct fd_entry *e = fd_table_entry(fd);
-	if (e == NULL)
-		return;
-	note_highest(fd);
-	atomic_store_explicit(&e->state, FD_LIBRARY_OWNED | FD_TRANSIENT, memory_order_release);
+	publish(fd, FD_LIBRARY_OWNED | FD_TRANSIENT);
 }
 
 void fd_table_publish_held(int fd, uint32_t state)
 {
-	struct fd_entry *e = fd_table_entry(fd);
-	if (e == NULL)
-		return;
-	note_highest(fd); /* close_range() and the fork child must see it */
-	atomic_store_explicit(&e->state, state, memory_order_release);
+	publish(fd, state);
 }
 
 void fd_table_forget(int fd)
@@ -168,11 +175,8 @@ void fd_table_note_epoll_add(int epfd, int fd)
 
 void fd_table_forget_epoll_set(int epfd, bool last_descriptor)
 {
-	int top = atomic_load(&highest_fd);
-	for (int fd = 0; fd <= top; fd++) {
-		struct fd_entry *e = fd_table_entry(fd);
-		if (e == NULL)
-			break;
+	for (int fd = 0, end = scan_end(); fd < end; fd++) {
+		struct fd_entry *e = &table[fd];
 		for (int i = 0; i < FD_EPOLL_SLOTS; i++) {
 			int32_t member = epfd + 1;
 			if (atomic_compare_exchange_strong(&e->epoll_sets[i], &member, 0) &&
@@ -208,11 +212,8 @@ void fd_table_leave_epoll_sets(int fd, struct fd_entry *e)
 	}
 	if (atomic_fetch_and(&e->state, ~(uint32_t)FD_EPOLL_MANY) & FD_EPOLL_MANY) {
 		/* Lost count: try every epoll set we know (ENOENT where absent). */
-		int top = atomic_load(&highest_fd);
-		for (int other = 0; other <= top; other++) {
-			struct fd_entry *o = fd_table_entry(other);
-			if (o == NULL)
-				break;
+		for (int other = 0, end = scan_end(); other < end; other++) {
+			struct fd_entry *o = &table[other];
 			if (fd_kind(atomic_load(&o->state)) == FD_KIND_EPOLL)
 				epoll_del(other, fd);
 		}
@@ -231,11 +232,8 @@ void fd_table_note_write_shut(int fd)
 		return;
 	/* shutdown() acts on the socket: every dup of it is shut too. */
 	uint64_t id = atomic_load(&e->socket_id);
-	int top = atomic_load(&highest_fd);
-	for (int other = 0; other <= top; other++) {
-		struct fd_entry *o = fd_table_entry(other);
-		if (o == NULL)
-			break;
+	for (int other = 0, end = scan_end(); other < end; other++) {
+		struct fd_entry *o = &table[other];
 		uint32_t s = atomic_load(&o->state);
 		if (fd_is_socket(s) && !(s & FD_LIBRARY_OWNED) &&
 		    atomic_load(&o->socket_id) == id)
@@ -266,13 +264,10 @@ bool fd_table_is_last_reference(int fd, uint32_t state, uint64_t socket_id)
 	/* Rare path (the socket was duplicated): look for another live holder.
 	 * A holder that is itself being closed does not count, so that of two
 	 * concurrent closes of two dups, one at least applies the semantics. */
-	int top = atomic_load(&highest_fd);
-	for (int other = 0; other <= top; other++) {
+	for (int other = 0, end = scan_end(); other < end; other++) {
 		if (other == fd)
 			continue;
-		struct fd_entry *e = fd_table_entry(other);
-		if (e == NULL)
-			break;
+		struct fd_entry *e = &table[other];
 		uint32_t s = atomic_load_explicit(&e->state, memory_order_acquire);
 		if (fd_kind(s) == FD_KIND_NONE || (s & (FD_CLOSING | FD_LIBRARY_OWNED)))
 			continue;
@@ -289,11 +284,8 @@ int fd_table_highest(void)
 
 void fd_table_mark_all_shared(void)
 {
-	int top = atomic_load(&highest_fd);
-	for (int fd = 0; fd <= top; fd++) {
-		struct fd_entry *e = fd_table_entry(fd);
-		if (e == NULL)
-			break;
+	for (int fd = 0, end = scan_end(); fd < end; fd++) {
+		struct fd_entry *e = &table[fd];
 		uint32_t s = atomic_load(&e->state);
 		if (fd_kind(s) != FD_KIND_NONE && !(s & FD_LIBRARY_OWNED))
 			atomic_fetch_or(&e->state, FD_SHARED);
@@ -302,22 +294,16 @@ void fd_table_mark_all_shared(void)
 
 void fd_table_drop_claims(void)
 {
-	int top = atomic_load(&highest_fd);
-	for (int fd = 0; fd <= top; fd++) {
-		struct fd_entry *e = fd_table_entry(fd);
-		if (e == NULL)
-			break;
+	for (int fd = 0, end = scan_end(); fd < end; fd++) {
+		struct fd_entry *e = &table[fd];
 		atomic_fetch_and(&e->state, ~(uint32_t)(FD_CLOSING | FD_RELEASING));
 	}
 }
 
 void fd_table_mark_inherited_shared(bool every_socket)
 {
-	int top = atomic_load(&highest_fd);
-	for (int fd = 0; fd <= top; fd++) {
-		struct fd_entry *e = fd_table_entry(fd);
-		if (e == NULL)
-			break;
+	for (int fd = 0, end = scan_end(); fd < end; fd++) {
+		struct fd_entry *e = &table[fd];
 		uint32_t s = atomic_load(&e->state);
 		if (!fd_is_socket(s) || (s & FD_LIBRARY_OWNED))
 			continue;
@@ -329,11 +315,8 @@ void fd_table_mark_inherited_shared(bool every_socket)
 
 void fd_table_for_each(void (*fn)(int fd, struct fd_entry *e))
 {
-	int top = atomic_load(&highest_fd);
-	for (int fd = 0; fd <= top; fd++) {
-		struct fd_entry *e = fd_table_entry(fd);
-		if (e == NULL)
-			break;
+	for (int fd = 0, end = scan_end(); fd < end; fd++) {
+		struct fd_entry *e = &table[fd];
 		if (atomic_load(&e->state) != 0)
 			fn(fd, e);
 	}
