@@ -521,6 +521,12 @@ static int close_request_dispatch(struct close_request *r);
 
 static int close_request_run(struct close_request *r)
 {
+	/* The common case first: not a socket we know of, one table load and
+	 * the real close(), nothing else (not even a table write). */
+	struct fd_entry *e = files_unshared ? NULL : fd_table_entry(r->fd);
+	if (r->replacement < 0 &&
+	    (e == NULL || atomic_load_explicit(&e->state, memory_order_acquire) == 0))
+		return libc_close(r->fd);
 	closing_here++;
 	int rc = close_request_dispatch(r);
 	closing_here--;
