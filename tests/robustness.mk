@@ -43,6 +43,3 @@ tests_stress_wspclose_stress_SOURCES = tests/stress/wspclose-stress.c $(sharing_
 tests_stress_wspclose_stress_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/tests/integration
 tests_stress_wspclose_stress_LDADD = -lpthread
 AM_TESTS_ENVIRONMENT += WSPCLOSE_STRESS_SECONDS=5; export WSPCLOSE_STRESS_SECONDS;
-
-# Suppressions for the TSan build in .ci/run (deliberate descriptor races).
-EXTRA_DIST += tests/tsan.supp

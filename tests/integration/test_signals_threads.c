@@ -486,10 +486,19 @@ static Suite *signals_threads_suite(void)
 	tcase_set_timeout(signals, 30);
 	suite_add_tcase(s, signals);
 
-	tcase_add_test(threads, eight_threads_close_the_same_fd);
 	tcase_add_test(threads, many_threads_close_different_fds);
 	tcase_set_timeout(threads, 30);
 	suite_add_tcase(s, threads);
+
+	/* Exactly one of eight closes of one descriptor may succeed only if
+	 * nothing else in the process opens a descriptor meanwhile. Under
+	 * ThreadSanitizer its symbolizer does (pipes), so the CI's TSan stage
+	 * leaves this case out with CK_EXCLUDE_TAGS=descriptor_race. */
+	TCase *same_fd = tcase_create("same_fd");
+	tcase_set_tags(same_fd, "descriptor_race");
+	tcase_add_test(same_fd, eight_threads_close_the_same_fd);
+	tcase_set_timeout(same_fd, 30);
+	suite_add_tcase(s, same_fd);
 	return s;
 }
 
