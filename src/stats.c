@@ -74,35 +74,38 @@ bool stats_report_wanted(void)
 	return wspclose_settings.stats || trace_enabled() || atomic_load(&findings_fd) >= 0;
 }
 
+static size_t append_text(char *line, size_t len, const char *text)
+{
+	size_t n = strlen(text);
+	memcpy(line + len, text, n);
+	return len + n;
+}
+
+static size_t append_number(char *line, size_t len, unsigned long v)
+{
+	char digits[24];
+	size_t n = 0;
+	do {
+		digits[sizeof digits - 1 - n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v != 0);
+	memcpy(line + len, digits + sizeof digits - n, n);
+	return len + n;
+}
+
 /* "PID KIND COUNT\n" with one write() on the O_APPEND file: whole lines,
- * whatever the other processes write. Async-signal-safe. */
+ * whatever the other processes write. Async-signal-safe (no snprintf). */
 static void append_finding(const char *kind, unsigned long count)
 {
 	if (atomic_load(&findings_fd) < 0 || count == 0)
 		return;
-	char line[96], digits[24];
-	size_t len = 0;
-	unsigned long values[2] = { (unsigned long)syscall(SYS_getpid), count };
-	const char *parts[3] = { NULL, kind, NULL };
-	for (int i = 0; i < 3; i++) {
-		const char *text = parts[i];
-		if (text == NULL) {
-			unsigned long v = values[i / 2];
-			size_t n = 0;
-			do {
-				digits[sizeof digits - 1 - n++] = (char)('0' + v % 10);
-				v /= 10;
-			} while (v != 0);
-			text = digits + sizeof digits - n;
-			memcpy(line + len, text, n);
-			len += n;
-		} else {
-			size_t n = strlen(text);
-			memcpy(line + len, text, n);
-			len += n;
-		}
-		line[len++] = i < 2 ? ' ' : '\n';
-	}
+	char line[96]; /* 20 + 1 + a short kind + 1 + 20 + 1 */
+	size_t len = append_number(line, 0, (unsigned long)syscall(SYS_getpid));
+	len = append_text(line, len, " ");
+	len = append_text(line, len, kind);
+	len = append_text(line, len, " ");
+	len = append_number(line, len, count);
+	len = append_text(line, len, "\n");
 	int saved = errno;
 	syscall(SYS_write, atomic_load(&findings_fd), line, len);
 	errno = saved;
