@@ -127,13 +127,6 @@ void fd_table_forget(int fd)
 		atomic_store_explicit(&e->state, 0, memory_order_release);
 }
 
-void fd_table_bury(int fd)
-{
-	struct fd_entry *e = fd_table_entry(fd);
-	if (e != NULL)
-		atomic_store_explicit(&e->state, FD_TOMBSTONE, memory_order_release);
-}
-
 void fd_table_note_duplicate(int source, int target)
 {
 	struct fd_entry *dst = fd_table_entry(target);

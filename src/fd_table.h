@@ -94,8 +94,6 @@ void fd_table_set_transient(int fd);
 void fd_table_publish_held(int fd, uint32_t state);
 /* Forgets fd: it is about to be closed (or was, behind our back). */
 void fd_table_forget(int fd);
-/* Forgets fd but remembers that the application closed it (FD_TOMBSTONE). */
-void fd_table_bury(int fd);
 /* `target` now refers to what `source` refers to (dup, dup2, F_DUPFD). */
 void fd_table_note_duplicate(int source, int target);
 void fd_table_note_write_shut(int fd);

@@ -83,14 +83,7 @@ static size_t append_text(char *line, size_t len, const char *text)
 
 static size_t append_number(char *line, size_t len, unsigned long v)
 {
-	char digits[24];
-	size_t n = 0;
-	do {
-		digits[sizeof digits - 1 - n++] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v != 0);
-	memcpy(line + len, digits + sizeof digits - n, n);
-	return len + n;
+	return len + format_decimal(line + len, v);
 }
 
 /* "PID KIND COUNT\n" with one write() on the O_APPEND file: whole lines,

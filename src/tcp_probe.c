@@ -138,7 +138,8 @@ int raw_abort_connection(int fd)
 	return result(syscall(SYS_connect, fd, &unspec, sizeof unspec));
 }
 
-int raw_dup_at_or_above(int fd, int lowest)
+/* F_DUPFD_CLOEXEC at or above `lowest`. */
+static int raw_dup_at_or_above(int fd, int lowest)
 {
 	return result(syscall(SYS_fcntl, fd, F_DUPFD_CLOEXEC, lowest));
 }

@@ -56,8 +56,6 @@ int raw_close(int fd);
 int raw_shutdown(int fd, int how);
 /* Resets the connection now (RST), whatever other references exist. */
 int raw_abort_connection(int fd);
-/* F_DUPFD_CLOEXEC at or above `lowest`. */
-int raw_dup_at_or_above(int fd, int lowest);
 /* An O_CLOEXEC copy for the library's own use, out of the application's way:
  * at or above 1024 when RLIMIT_NOFILE allows, otherwise in its upper half
  * (the application's descriptors stay below FD_SETSIZE). */

@@ -119,15 +119,23 @@ static void put_str(struct line *l, const char *s)
 	put(l, s, strlen(s));
 }
 
-static void put_uint(struct line *l, uint64_t v)
+size_t format_decimal(char *out, uint64_t v)
 {
-	char digits[24];
+	char reversed[20];
 	size_t n = 0;
 	do {
-		digits[sizeof digits - 1 - n++] = (char)('0' + v % 10);
+		reversed[n++] = (char)('0' + v % 10);
 		v /= 10;
 	} while (v != 0);
-	put(l, digits + sizeof digits - n, n);
+	for (size_t i = 0; i < n; i++)
+		out[i] = reversed[n - 1 - i];
+	return n;
+}
+
+static void put_uint(struct line *l, uint64_t v)
+{
+	char digits[20];
+	put(l, digits, format_decimal(digits, v));
 }
 
 static void put_int(struct line *l, int64_t v)
