@@ -1,11 +1,11 @@
 /* trace.c: formats and writes trace lines (text or JSON) with one write()
  * each. Formatting is hand-made (no snprintf) so that it is async-signal-safe. */
 #include "trace.h"
+#include "address_text.h"
 #include "fd_table.h"
 #include "monotonic.h"
 #include "tcp_probe.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <stdatomic.h>
 #include <fcntl.h>
@@ -315,36 +315,6 @@ const char *trace_tcp_state_name(int state)
 	}
 }
 
-static void format_address(const struct sockaddr_storage *sa, socklen_t len, char *out,
-			   size_t out_len)
-{
-	char host[INET6_ADDRSTRLEN];
-	struct line l = { .len = 0 };
-	out[0] = '\0';
-	if (sa->ss_family == AF_INET && len >= sizeof(struct sockaddr_in)) {
-		const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
-		if (inet_ntop(AF_INET, &in->sin_addr, host, sizeof host) == NULL)
-			return;
-		put_str(&l, host);
-		put_str(&l, ":");
-		put_uint(&l, ntohs(in->sin_port));
-	} else if (sa->ss_family == AF_INET6 && len >= sizeof(struct sockaddr_in6)) {
-		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
-		if (inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host) == NULL)
-			return;
-		put_str(&l, "[");
-		put_str(&l, host);
-		put_str(&l, "]:");
-		put_uint(&l, ntohs(in6->sin6_port));
-	} else {
-		return;
-	}
-	if (l.len >= out_len)
-		l.len = out_len - 1;
-	memcpy(out, l.text, l.len);
-	out[l.len] = '\0';
-}
-
 void trace_describe(int fd, struct trace_socket *out)
 {
 	int saved = errno;
@@ -353,12 +323,12 @@ void trace_describe(int fd, struct trace_socket *out)
 	struct sockaddr_storage sa;
 	socklen_t len = sizeof sa;
 	if (syscall(SYS_getsockname, fd, &sa, &len) == 0)
-		format_address(&sa, len, out->local, sizeof out->local);
+		format_socket_address(&sa, len, out->local, sizeof out->local);
 	else
 		out->local[0] = '\0';
 	len = sizeof sa;
 	if (syscall(SYS_getpeername, fd, &sa, &len) == 0)
-		format_address(&sa, len, out->remote, sizeof out->remote);
+		format_socket_address(&sa, len, out->remote, sizeof out->remote);
 	else
 		out->remote[0] = '\0';
 	int state = probe_tcp_state(fd);
