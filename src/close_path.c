@@ -58,7 +58,8 @@ struct close_request {
 /* ---------------------------------------------------------------- facts */
 
 /* Probes in order of cost: SO_LINGER; TCP_INFO only with linger on;
- * O_NONBLOCK and SIOCOUTQ only for the W and L rows. */
+ * O_NONBLOCK and SIOCOUTQ only for the W and L rows. Tracing adds none:
+ * what a trace line shows beyond them is read afterwards. */
 static int gather_socket_facts(struct close_request *r)
 {
 	int rc = probe_linger(r->fd, &r->linger);
@@ -76,10 +77,8 @@ static int gather_socket_facts(struct close_request *r)
 		f->write_shut = state >= 0 && tcp_state_write_shut(state);
 	}
 	if (close_needs_drain_facts(f)) {
-		if (!r->tracing) { /* a traced close has them already */
-			f->nonblocking = probe_nonblocking(r->fd) == 1;
-			f->pending = probe_send_queue(r->fd) > 0;
-		}
+		f->nonblocking = probe_nonblocking(r->fd) == 1;
+		f->pending = probe_send_queue(r->fd) > 0;
 		/* After a reset SIOCOUTQ stays high while nothing will ever be
 		 * acknowledged again: not pending (W1 would never end). */
 		if (state == TCP_STATE_CLOSE || state == TCP_STATE_LISTEN)
@@ -172,14 +171,25 @@ static void fill_held_entry(int copy_fd, struct fd_entry *held, const struct clo
 	held->held.linger_on = r->facts.linger_on;
 	held->held.adopted = false;
 	held->held.heap_index = DEADLINE_HEAP_NOWHERE;
-	/* The inode only matters to the reaper's trace line. */
-	atomic_store(&held->socket_id, r->tracing ? r->described.inode : 0);
+	/* The reaper sets it (the inode) when it traces the adoption. */
+	atomic_store(&held->socket_id, 0);
 	fd_table_publish_held(copy_fd, FD_KIND_TCP | FD_LIBRARY_OWNED | FD_HELD);
 }
 
 static void trace_decision(const struct close_request *r, struct close_plan plan,
 			   int64_t started, int rc, int error, const char *windows);
+static void trace_hand_off(struct close_request *r, const struct close_plan *plan,
+			   int64_t started, int copy);
+static void describe_for_trace(struct close_request *r, int fd);
 static int abort_connection(const struct close_request *r);
+
+/* No copy can be held: the kernel's graceful close, traced at once. */
+static int hand_off_refused(struct close_request *r)
+{
+	if (r->tracing)
+		describe_for_trace(r, r->fd);
+	return close_gracefully_now(r);
+}
 
 /* G1, G2, W2 and the implicit linger closes: an O_CLOEXEC copy high in the
  * descriptor space goes to the reaper, and the application's number is
@@ -189,11 +199,11 @@ static int abort_connection(const struct close_request *r);
 static int hand_off(struct close_request *r, const struct close_plan *plan, int64_t started)
 {
 	if (!reaper_is_running() || !reaper_reserve())
-		return close_gracefully_now(r);
+		return hand_off_refused(r);
 	/* A fork() now would give the child a copy not yet marked held. */
 	if (!fork_guard_try_enter()) {
 		reaper_unreserve();
-		return close_gracefully_now(r);
+		return hand_off_refused(r);
 	}
 	int copy = raw_dup_high(r->fd);
 	struct fd_entry *held = copy >= 0 ? fd_table_entry(copy) : NULL;
@@ -202,7 +212,7 @@ static int hand_off(struct close_request *r, const struct close_plan *plan, int6
 			raw_close(copy);
 		fork_guard_leave();
 		reaper_unreserve();
-		return close_gracefully_now(r);
+		return hand_off_refused(r);
 	}
 	fill_held_entry(copy, held, r, plan);
 	fork_guard_leave();
@@ -215,13 +225,13 @@ static int hand_off(struct close_request *r, const struct close_plan *plan, int6
 		raw_close(copy);
 		reaper_unreserve();
 		fd_table_set_socket(r->fd, r->state & ~(uint32_t)FD_CLOSING, r->socket_id);
+		if (r->tracing)
+			describe_for_trace(r, r->fd);
 		return rc;
 	}
-	/* The close line goes before the reaper can write the release line. */
-	if (r->tracing) {
-		trace_decision(r, *plan, started, rc, 0, NULL);
-		r->traced = true;
-	}
+	/* Recorded before the reaper can see the copy (and release it). */
+	if (r->tracing)
+		trace_hand_off(r, plan, started, copy);
 	reaper_hand_off(copy);
 	return rc;
 }
@@ -371,40 +381,68 @@ static const char *windows_difference(const struct close_request *r, enum close_
 	}
 }
 
-static void trace_decision(const struct close_request *r, struct close_plan plan,
-			   int64_t started, int rc, int error, const char *windows)
+static struct trace_close close_event(const struct close_request *r, struct close_plan plan,
+				     int64_t started, int rc, int error, const char *windows)
 {
-	struct trace_close ev = {
+	return (struct trace_close){
 		.fd = r->fd, .origin = r->origin, .replaced = r->replacement >= 0,
 		.socket = &r->described, .facts = &r->facts, .pending = r->pending_bytes,
 		.plan = { r->final_row, plan.action }, .held_fd = r->held_fd,
 		.blocked_ns = monotonic_ns() - started, .result = rc, .error = error,
 		.windows = windows,
 	};
+}
+
+static void trace_decision(const struct close_request *r, struct close_plan plan,
+			   int64_t started, int rc, int error, const char *windows)
+{
+	struct trace_close ev = close_event(r, plan, started, rc, error, windows);
 	trace_close(&ev);
 }
 
-/* A traced close shows every fact, not only those its row needed. */
-static void describe_for_trace(struct close_request *r)
+/* For the trace: the TCP state and the send queue as close() saw them
+ * (the network changes both; the rest of a socket's description does not
+ * change once the application has let go of it). */
+static void read_changing_facts(struct close_request *r, int fd)
 {
-	trace_describe(r->fd, &r->described);
-	r->facts.nonblocking = probe_nonblocking(r->fd) == 1;
-	int pending = probe_send_queue(r->fd); /* a listener has none: EINVAL */
+	int state = probe_tcp_state(fd);
+	r->described.tcp_state = state < 0 ? -1 : state;
+	int pending = probe_send_queue(fd); /* a listener has none: EINVAL */
 	r->pending_bytes = pending < 0 ? -1 : pending;
-	r->facts.pending = pending > 0;
+}
+
+/* A traced close shows every fact, not only those its row needed; read
+ * from fd (the application's number, or the held copy) after deciding. */
+static void describe_for_trace(struct close_request *r, int fd)
+{
+	trace_describe_identity(fd, &r->described);
+	r->facts.nonblocking = probe_nonblocking(fd) == 1;
+	read_changing_facts(r, fd);
+}
+
+/* A hand-off's close line is the reaper's to write (trace_close_later), so
+ * the closing thread pays nothing for it; without a record, trace it now
+ * from the copy, which is still ours. */
+static void trace_hand_off(struct close_request *r, const struct close_plan *plan,
+			   int64_t started, int copy)
+{
+	struct trace_close ev = close_event(r, *plan, started, 0, 0, NULL);
+	if (!trace_close_later(copy, &ev)) {
+		describe_for_trace(r, copy);
+		trace_decision(r, *plan, started, 0, 0, NULL);
+	}
+	r->traced = true;
 }
 
 /* Linux semantics, traced with what Windows would have done; the rows that
  * would differ are counted as findings for the divergence report. */
 static int close_passthrough(struct close_request *r)
 {
+	if (r->tracing)
+		describe_for_trace(r, r->fd);
 	struct close_request windows = *r;
 	windows.facts.passthrough = false;
 	gather_socket_facts(&windows);
-	if (!r->tracing) {
-		windows.facts.nonblocking = probe_nonblocking(r->fd) == 1;
-		windows.facts.pending = probe_send_queue(r->fd) > 0;
-	}
 	struct close_plan would = close_decide(&windows.facts);
 	int64_t started = monotonic_ns();
 	r->facts = windows.facts;
@@ -449,8 +487,6 @@ static int close_socket(struct close_request *r)
 		.origin = r->origin,
 		.passthrough = wspclose_settings.passthrough,
 	};
-	if (r->tracing)
-		describe_for_trace(r);
 	if (r->state & FD_W1_REFUSED && r->origin == CLOSE_IMPLICIT)
 		stats_note_w1_abandoned(); /* Windows would have kept it open */
 
@@ -465,6 +501,13 @@ static int close_socket(struct close_request *r)
 	r->final_row = plan.row;
 	if (plan.row == ROW_PASSTHROUGH && r->facts.is_tcp)
 		return close_passthrough(r);
+	/* A hand-off's line is the reaper's to write: here only what may
+	 * change once the reaper has the copy (trace_close_later). */
+	bool hands_off = plan.action == ACTION_HAND_OFF || plan.action == ACTION_HAND_OFF_LINGER;
+	if (r->tracing && hands_off)
+		read_changing_facts(r, r->fd);
+	else if (r->tracing)
+		describe_for_trace(r, r->fd);
 	int rc;
 	switch (plan.action) {
 	case ACTION_REAL_CLOSE:

@@ -49,6 +49,11 @@ struct fd_entry *fd_table_entry(int fd)
 	return &t[fd];
 }
 
+uint32_t fd_table_capacity(void)
+{
+	return __atomic_load_n(&table, __ATOMIC_ACQUIRE) != NULL ? table_size : 0;
+}
+
 bool fd_table_is_library_owned(int fd)
 {
 	struct fd_entry *e = fd_table_entry(fd);

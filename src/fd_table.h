@@ -71,6 +71,8 @@ void fd_table_init(void);
 
 /* The entry for fd, or NULL when fd is outside the table (or before init). */
 struct fd_entry *fd_table_entry(int fd);
+/* How many numbers the table covers (0 before init or without a table). */
+uint32_t fd_table_capacity(void);
 
 static inline uint32_t fd_kind(uint32_t state) { return state & FD_KIND_MASK; }
 /* One of the library's own descriptors: not there for the application. */

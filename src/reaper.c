@@ -58,6 +58,10 @@ static struct {
 	_Atomic int wake_pending;       /* a hand-off wake-up is on its way */
 	_Atomic long held;              /* held copies, reserved or live */
 	struct deadline_heap deadlines; /* the reaper thread's alone */
+	/* Released while tracing, but their lines not yet written: they still
+	 * count as held, so that an exit waiting for the teardowns (the exit
+	 * report) also waits for their lines. The reaper thread's alone. */
+	long released_untold;
 } reaper = { .epoll_fd = -1, .wake_fd = -1, .vacate_fd = -1, .handoff_head = -1 };
 
 /* Raised while this thread creates the channel or is inside wake_reaper()
@@ -244,7 +248,19 @@ static void release_in_state(int fd, enum held_outcome outcome, int state)
 	atomic_store_explicit(&e->state, 0, memory_order_release);
 	raw_close(fd);
 	fork_guard_leave();
-	atomic_fetch_sub(&reaper.held, 1);
+	if (trace_has_collected())
+		reaper.released_untold++;
+	else
+		atomic_fetch_sub(&reaper.held, 1);
+}
+
+/* Writes the trace lines collected since the last sleep. */
+static void flush_trace(void)
+{
+	trace_flush();
+	if (reaper.released_untold > 0)
+		atomic_fetch_sub(&reaper.held, reaper.released_untold);
+	reaper.released_untold = 0;
 }
 
 static void release(int fd, enum held_outcome outcome)
@@ -291,6 +307,9 @@ static bool watch(int fd, struct fd_entry *e)
 static void adopt(int fd)
 {
 	struct fd_entry *e = fd_table_entry(fd);
+	/* The close() that handed it off, traced now from the copy. */
+	if (trace_enabled())
+		atomic_store(&e->socket_id, trace_close_adopted(fd));
 	/* Unread data at close: RST, as the kernel and RFC 1122 do. */
 	if (probe_receive_queue(fd) > 0) {
 		release(fd, OUTCOME_UNREAD_DATA);
@@ -456,9 +475,16 @@ static void serve_events(void)
 {
 	/* A request made while the channel was being created sent no wake-up. */
 	serve_vacate_request();
+	/* With trace lines collected, look once more without sleeping (a
+	 * teardown often finishes right after its adoption, and both lines
+	 * then go in one write), and write them before sleeping. */
+	bool untold = trace_has_collected() || reaper.released_untold > 0;
 	struct epoll_event events[EVENTS_PER_WAIT];
 	int n = (int)syscall(SYS_epoll_pwait, atomic_load(&reaper.epoll_fd), events,
-			     EVENTS_PER_WAIT, wait_timeout_ms(monotonic_ns()), NULL, 0);
+			     EVENTS_PER_WAIT, untold ? 0 : wait_timeout_ms(monotonic_ns()),
+			     NULL, 0);
+	if (n <= 0 && untold)
+		flush_trace();
 	for (int i = 0; i < n; i++) {
 		if (events[i].data.u64 != WAKE_TOKEN) {
 			on_event(events[i].data.u64);
@@ -478,7 +504,10 @@ static void serve_events(void)
 static void *reaper_main(void *unused)
 {
 	(void)unused;
+	trace_collect_this_thread();
 	for (;;) {
+		if (trace_has_collected() || reaper.released_untold > 0)
+			flush_trace(); /* never sleep on lines still to write */
 		atomic_fetch_add(&reaper.channel_sleepers, 1);
 		int32_t channel = atomic_load(&reaper.channel);
 		if (channel != CHANNEL_READY)
@@ -645,6 +674,7 @@ void reaper_forget_after_fork(void)
 	atomic_store(&reaper.wakers, 0);
 	atomic_store(&reaper.vacate_fd, -1);
 	atomic_store(&reaper.held, 0);
+	reaper.released_untold = 0;
 	reaper.deadlines.len = 0;
 	atomic_store(&reaper.status, REAPER_STOPPED);
 	channel_busy_here = 0;

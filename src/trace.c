@@ -9,8 +9,10 @@
 #include <errno.h>
 #include <stdatomic.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -19,9 +21,37 @@
 /* The trace descriptor lives with the library's own, high and O_CLOEXEC, so
  * that the application closing or reusing fd 2 cannot redirect it. */
 #define LINE_MAX_BYTES 2048
+_Static_assert(LINE_MAX_BYTES <= PIPE_BUF, "a collected line must fit one write()");
 
 static _Atomic int trace_fd = -1;
 static bool trace_json;
+
+/* A hand-off's close line until the reaper writes it (trace_close_later):
+ * what only close() knows. One per descriptor number, mapped with the
+ * trace and touched only where held copies live. */
+struct later_close {
+	int64_t time_ns;       /* CLOCK_REALTIME when close() decided */
+	int64_t blocked_ns;
+	int32_t tid;
+	int32_t fd;
+	int32_t linger_seconds;
+	int32_t pending;       /* SIOCOUTQ in close() */
+	int8_t tcp_state;      /* in close() */
+	uint8_t origin;        /* enum close_origin */
+	uint8_t row;           /* enum close_row */
+	uint8_t action;        /* enum close_action */
+	bool replaced;
+	bool linger_on;
+	_Atomic bool recorded; /* set by the closer, cleared by the reaper */
+};
+static struct later_close *later_closes;
+static uint32_t later_closes_size;
+
+/* The reaper's lines, collected until it has nothing else to do. Only the
+ * thread that asked for it (one reaper per process) writes here. */
+static char collected[PIPE_BUF];
+static size_t collected_len;
+static __thread bool collecting_here __attribute__((tls_model("initial-exec")));
 
 /* getpid()/gettid() once per process and thread (initial-exec TLS: a plain
  * load, fine in a signal handler); the fork child starts over. */
@@ -49,6 +79,9 @@ void trace_after_fork_in_child(void)
 {
 	atomic_store(&cached_pid, 0);
 	cached_tid = 0;
+	/* The parent's reaper writes its own lines; this child's starts empty. */
+	collected_len = 0;
+	collecting_here = false;
 }
 
 bool trace_enabled(void)
@@ -82,6 +115,15 @@ void trace_open(const struct wspclose_config *config)
 	}
 	fd_table_set_library_owned(fd);
 	trace_fd = fd;
+	/* Without room for records, hand-off closes are traced at once. */
+	size_t size = fd_table_capacity();
+	void *p = size == 0 ? MAP_FAILED
+		  : mmap(NULL, size * sizeof(struct later_close), PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (p != MAP_FAILED) {
+		later_closes = p;
+		later_closes_size = (uint32_t)size;
+	}
 }
 
 bool trace_move_descriptor(int fd)
@@ -243,10 +285,16 @@ static void civil_from_days(int64_t days, int *year, unsigned *month, unsigned *
 	*year = (int)(yoe + era * 400 + (*month <= 2));
 }
 
-static void put_time(struct line *l)
+static int64_t realtime_ns(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * NS_PER_SEC + ts.tv_nsec;
+}
+
+static void put_time(struct line *l, int64_t time_ns)
+{
+	struct timespec ts = { .tv_sec = time_ns / NS_PER_SEC, .tv_nsec = time_ns % NS_PER_SEC };
 	int year;
 	unsigned month, day;
 	civil_from_days(ts.tv_sec / 86400, &year, &month, &day);
@@ -267,22 +315,52 @@ static void put_time(struct line *l)
 	put_str(l, "Z");
 }
 
-static void begin_line(struct line *l, const char *event)
+/* A line about something that thread `tid` did at `time_ns`. */
+static void begin_line_of(struct line *l, const char *event, int64_t time_ns, pid_t tid)
 {
 	l->len = 0;
 	l->fields = false;
 	if (trace_json) {
 		put_str(l, "{\"time\":\"");
-		put_time(l);
+		put_time(l, time_ns);
 		put_str(l, "\"");
 		l->fields = true;
 	} else {
-		put_time(l);
+		put_time(l, time_ns);
 		put_str(l, " libwspclose");
 	}
 	field_int(l, "pid", current_pid());
-	field_int(l, "tid", current_tid());
+	field_int(l, "tid", tid);
 	field_str(l, "event", event);
+}
+
+static void begin_line(struct line *l, const char *event)
+{
+	begin_line_of(l, event, realtime_ns(), current_tid());
+}
+
+static void write_out(const char *text, size_t len)
+{
+	int saved = errno;
+	syscall(SYS_write, trace_fd, text, len);
+	errno = saved;
+}
+
+void trace_collect_this_thread(void)
+{
+	collecting_here = true;
+}
+
+bool trace_has_collected(void)
+{
+	return collected_len > 0;
+}
+
+void trace_flush(void)
+{
+	if (collected_len > 0)
+		write_out(collected, collected_len);
+	collected_len = 0;
 }
 
 static void end_line(struct line *l)
@@ -290,9 +368,14 @@ static void end_line(struct line *l)
 	if (trace_json)
 		put_str(l, "}");
 	l->text[l->len++] = '\n';
-	int saved = errno;
-	syscall(SYS_write, trace_fd, l->text, l->len);
-	errno = saved;
+	if (!collecting_here) {
+		write_out(l->text, l->len);
+		return;
+	}
+	if (l->len > sizeof collected - collected_len)
+		trace_flush();
+	memcpy(collected + collected_len, l->text, l->len); /* a line is < PIPE_BUF */
+	collected_len += l->len;
 }
 
 /* ---------------------------------------------------------------- sockets */
@@ -315,7 +398,7 @@ const char *trace_tcp_state_name(int state)
 	}
 }
 
-void trace_describe(int fd, struct trace_socket *out)
+void trace_describe_identity(int fd, struct trace_socket *out)
 {
 	int saved = errno;
 	struct stat st;
@@ -331,9 +414,14 @@ void trace_describe(int fd, struct trace_socket *out)
 		format_socket_address(&sa, len, out->remote, sizeof out->remote);
 	else
 		out->remote[0] = '\0';
+	errno = saved;
+}
+
+static void describe(int fd, struct trace_socket *out)
+{
+	trace_describe_identity(fd, out);
 	int state = probe_tcp_state(fd);
 	out->tcp_state = state < 0 ? -1 : state;
-	errno = saved;
 }
 
 static void socket_fields(struct line *l, int fd, const struct trace_socket *s)
@@ -376,13 +464,11 @@ static void result_fields(struct line *l, int result, int error)
 
 /* ---------------------------------------------------------------- events */
 
-void trace_close(const struct trace_close *ev)
+static void write_close_line(const struct trace_close *ev, int64_t time_ns, pid_t tid)
 {
-	if (!trace_enabled())
-		return;
 	struct line l;
-	begin_line(&l, ev->origin == CLOSE_EXPLICIT ? "close"
-			: ev->replaced ? "implicit-close-dup2" : "implicit-close");
+	begin_line_of(&l, ev->origin == CLOSE_EXPLICIT ? "close"
+			: ev->replaced ? "implicit-close-dup2" : "implicit-close", time_ns, tid);
 	socket_fields(&l, ev->fd, ev->socket);
 	linger_field(&l, "linger", ev->facts->linger_on, ev->facts->linger_seconds);
 	field_bool(&l, "nonblocking", ev->facts->nonblocking);
@@ -408,12 +494,77 @@ void trace_close(const struct trace_close *ev)
 	end_line(&l);
 }
 
+void trace_close(const struct trace_close *ev)
+{
+	if (trace_enabled())
+		write_close_line(ev, realtime_ns(), current_tid());
+}
+
+static struct later_close *later_record(int fd)
+{
+	if (later_closes == NULL || fd < 0 || (uint32_t)fd >= later_closes_size)
+		return NULL;
+	return &later_closes[fd];
+}
+
+bool trace_close_later(int copy_fd, const struct trace_close *ev)
+{
+	struct later_close *rec = later_record(copy_fd);
+	if (rec == NULL || !trace_enabled())
+		return false;
+	rec->time_ns = realtime_ns();
+	rec->blocked_ns = ev->blocked_ns;
+	rec->tid = current_tid();
+	rec->fd = ev->fd;
+	rec->linger_seconds = ev->facts->linger_seconds;
+	rec->linger_on = ev->facts->linger_on;
+	rec->pending = ev->pending;
+	rec->tcp_state = (int8_t)ev->socket->tcp_state;
+	rec->origin = (uint8_t)ev->origin;
+	rec->replaced = ev->replaced;
+	rec->row = (uint8_t)ev->plan.row;
+	rec->action = (uint8_t)ev->plan.action;
+	/* Release: the reaper finds the copy on the hand-off stack later. */
+	atomic_store_explicit(&rec->recorded, true, memory_order_release);
+	return true;
+}
+
+uint64_t trace_close_adopted(int copy_fd)
+{
+	if (!trace_enabled())
+		return 0;
+	int saved = errno;
+	struct trace_socket s;
+	trace_describe_identity(copy_fd, &s);
+	struct later_close *rec = later_record(copy_fd);
+	if (rec != NULL && atomic_exchange_explicit(&rec->recorded, false, memory_order_acquire)) {
+		s.tcp_state = rec->tcp_state;
+		/* The copy shares the application's open file description:
+		 * the same O_NONBLOCK. */
+		struct close_facts facts = {
+			.linger_on = rec->linger_on,
+			.linger_seconds = rec->linger_seconds,
+			.nonblocking = probe_nonblocking(copy_fd) == 1,
+		};
+		struct trace_close ev = {
+			.fd = rec->fd, .origin = (enum close_origin)rec->origin,
+			.replaced = rec->replaced, .socket = &s, .facts = &facts,
+			.pending = rec->pending,
+			.plan = { (enum close_row)rec->row, (enum close_action)rec->action },
+			.held_fd = copy_fd, .blocked_ns = rec->blocked_ns, .result = 0,
+		};
+		write_close_line(&ev, rec->time_ns, rec->tid);
+	}
+	errno = saved;
+	return s.inode;
+}
+
 void trace_shutdown(int fd, int how, int result, int error)
 {
 	if (!trace_enabled())
 		return;
 	struct trace_socket s;
-	trace_describe(fd, &s);
+	describe(fd, &s);
 	struct line l;
 	begin_line(&l, "shutdown");
 	socket_fields(&l, fd, &s);
@@ -429,7 +580,7 @@ void trace_linger(int fd, const char *option, const struct linger *before,
 	if (!trace_enabled())
 		return;
 	struct trace_socket s;
-	trace_describe(fd, &s);
+	describe(fd, &s);
 	struct line l;
 	begin_line(&l, "linger");
 	socket_fields(&l, fd, &s);

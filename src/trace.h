@@ -41,10 +41,29 @@ struct trace_close {
  * warning to stderr and leaves tracing off. */
 void trace_open(const struct wspclose_config *config);
 bool trace_enabled(void);
-/* Reads what a trace line says about fd (a few system calls). */
-void trace_describe(int fd, struct trace_socket *out);
+/* Reads what cannot change while the socket lives: inode and addresses
+ * (three system calls). tcp_state is left to the caller. */
+void trace_describe_identity(int fd, struct trace_socket *out);
 
 void trace_close(const struct trace_close *event);
+
+/* A hand-off's close line (G1, G2, W2, implicit linger closes) is recorded
+ * under the held copy's number, with what close() saw that the network may
+ * change (TCP state, pending bytes), and written by the reaper when it
+ * adopts the copy, microseconds later. The reaper describes the socket from
+ * the copy (inode, addresses, O_NONBLOCK: they cannot change any more), so
+ * the closing thread saves those system calls and the write. False when
+ * there is nowhere to record it: then trace it at once. */
+bool trace_close_later(int copy_fd, const struct trace_close *event);
+/* The reaper, adopting copy_fd: writes the recorded close line; returns the
+ * socket's inode for the release line. */
+uint64_t trace_close_adopted(int copy_fd);
+/* The calling thread's lines are collected and written together by
+ * trace_flush(): whole lines, at most PIPE_BUF bytes per write(), so they
+ * still never interleave with other writers. For the reaper thread. */
+void trace_collect_this_thread(void);
+bool trace_has_collected(void);
+void trace_flush(void);
 void trace_shutdown(int fd, int how, int result, int error);
 void trace_linger(int fd, const char *option, const struct linger *before,
 		  const struct linger *after, int result, int error);

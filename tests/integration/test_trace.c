@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -15,6 +16,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "json_check.h"
@@ -34,6 +36,8 @@ extern char **environ;
 
 #define MULTI_CHILDREN 4
 #define MULTI_CLOSES_PER_CHILD 200
+/* Connections the exit scenario closes just before it exits. */
+#define EXIT_CLOSES 64
 
 /* ================================================================ scenarios
  * Run in a child process (argv: --scenario NAME) with libwspclose preloaded
@@ -384,6 +388,79 @@ static int scenario_multiprocess(void)
 	return failures ? scenario_fail("%d children failed", failures) : 0;
 }
 
+static int64_t realtime_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* What the closing thread of scenario_thread_close saw. */
+struct thread_close {
+	struct lb_pair pair;
+	ino_t inode;
+	int fd;
+	int rc;
+	int error;
+	pid_t tid;
+	int64_t before_us, after_us;
+};
+
+static void *close_in_thread(void *arg)
+{
+	struct thread_close *c = arg;
+	c->tid = (pid_t)syscall(SYS_gettid);
+	c->fd = c->pair.client;
+	c->inode = lb_socket_inode(c->fd);
+	c->before_us = realtime_us();
+	errno = 0;
+	c->rc = close(c->fd);
+	c->error = errno;
+	c->after_us = realtime_us();
+	c->pair.client = -1;
+	return NULL;
+}
+
+/* G1 closed by a thread of its own: the close line is that thread's (its
+ * tid, the time of the close()), whoever writes it. */
+static int scenario_thread_close(void)
+{
+	struct thread_close c = { .rc = -1 };
+	if (lb_pair_open(&c.pair, AF_INET, 0, 0) < 0)
+		return scenario_fail("cannot connect: %s", strerror(errno));
+	pthread_t thread;
+	if (pthread_create(&thread, NULL, close_in_thread, &c) != 0)
+		return scenario_fail("pthread_create failed");
+	pthread_join(thread, NULL);
+	if (c.rc != 0)
+		return scenario_fail("close() = %d (%s), expected 0", c.rc, strerror(c.error));
+	if (!wait_for_release_line((unsigned long long)c.inode, RELEASE_TIMEOUT_MS))
+		return scenario_fail("no release line for inode %llu within %d ms",
+				     (unsigned long long)c.inode, RELEASE_TIMEOUT_MS);
+	printf("inode=%llu fd=%d tid=%ld before_us=%lld after_us=%lld\n",
+	       (unsigned long long)c.inode, c.fd, (long)c.tid, (long long)c.before_us,
+	       (long long)c.after_us);
+	lb_pair_close(&c.pair);
+	return 0;
+}
+
+/* Closes EXIT_CLOSES connections (G1) and exits at once: no line may be lost. */
+static int scenario_exit_after_closes(void)
+{
+	static struct lb_pair pairs[EXIT_CLOSES];
+	for (int i = 0; i < EXIT_CLOSES; i++)
+		if (lb_pair_open(&pairs[i], AF_INET, 0, 0) < 0)
+			return scenario_fail("cannot connect pair %d: %s", i, strerror(errno));
+	for (int i = 0; i < EXIT_CLOSES; i++) {
+		if (close(pairs[i].client) != 0)
+			return scenario_fail("close() of pair %d: %s", i, strerror(errno));
+		pairs[i].client = -1;
+	}
+	printf("tid=%ld\n", (long)syscall(SYS_gettid));
+	fflush(stdout);
+	exit(0);
+}
+
 /* The W1 situation under WSPCLOSE_PASSTHROUGH=1: Linux lingers even with
  * O_NONBLOCK, then returns 0. */
 static int scenario_passthrough_w1(void)
@@ -430,6 +507,8 @@ static int run_scenario(const char *name)
 		{ "double-close", scenario_double_close },
 		{ "multiprocess", scenario_multiprocess },
 		{ "passthrough-w1", scenario_passthrough_w1 },
+		{ "thread-close", scenario_thread_close },
+		{ "exit-after-closes", scenario_exit_after_closes },
 	};
 	scenario_name = name;
 	for (size_t i = 0; i < sizeof scenarios / sizeof scenarios[0]; i++)
@@ -825,6 +904,31 @@ static const struct json_value *only_line(const struct trace_file *t, const char
 	return found;
 }
 
+/* Where the only line with this event and inode is in the file. */
+static size_t index_of_line(const struct trace_file *t, const char *event, long long inode)
+{
+	const struct json_value *line = only_line(t, event, inode);
+	size_t i = 0;
+	while (t->lines[i] != line)
+		i++;
+	return i;
+}
+
+/* A line's "time" ("2026-11-27T11:52:29.824683Z") in microseconds. */
+static int64_t time_us_of(const struct json_value *v)
+{
+	const char *s = json_get_string(v, "time");
+	struct tm tm = { 0 };
+	long us;
+	ck_assert_msg(s != NULL && sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d.%6ldZ", &tm.tm_year,
+					  &tm.tm_mon, &tm.tm_mday, &tm.tm_hour, &tm.tm_min,
+					  &tm.tm_sec, &us) == 7,
+		      "bad time '%s'", s ? s : "(missing)");
+	tm.tm_year -= 1900;
+	tm.tm_mon -= 1;
+	return (int64_t)timegm(&tm) * 1000000 + us;
+}
+
 /* Every line comes from this one process. */
 static void assert_all_from(const struct trace_file *t, pid_t pid)
 {
@@ -963,6 +1067,76 @@ START_TEST(g1_close_and_its_release_are_traced)
 	const struct json_value *s = only_line(&t, "summary", -1);
 	ck_assert_msg(finding(s, "total") == 0, "a clean program has %lld findings",
 		      finding(s, "total"));
+	free_trace(&t);
+	free_child_run(&run);
+}
+END_TEST
+
+/* The reaper writes a hand-off's close line; it must still be the closing
+ * thread's: its tid, the time of its close(), and before the release. */
+START_TEST(handoff_close_line_is_the_closing_threads)
+{
+	struct child_run run;
+	struct trace_file t;
+	run_traced("thread-close", NULL, &run, &t);
+	long long inode, fd, tid, before_us, after_us;
+	ck_assert_msg(sscanf(run.out, "inode=%lld fd=%lld tid=%lld before_us=%lld after_us=%lld",
+			     &inode, &fd, &tid, &before_us, &after_us) == 5,
+		      "scenario output: '%s'", run.out);
+	assert_all_from(&t, run.pid);
+
+	size_t close_at = index_of_line(&t, "close", inode);
+	const struct json_value *c = t.lines[close_at];
+	assert_string(c, "row", "G1");
+	assert_string(c, "action", "hand-off");
+	ck_assert_int_eq(integer_of(c, "fd"), fd);
+	ck_assert_int_eq(integer_of(c, "tid"), tid);
+	int64_t at = time_us_of(c);
+	ck_assert_msg(at >= before_us && at <= after_us,
+		      "close line at %lld us, close() ran from %lld to %lld us", (long long)at,
+		      before_us, after_us);
+
+	size_t release_at = index_of_line(&t, "release", inode);
+	const struct json_value *r = t.lines[release_at];
+	ck_assert_msg(close_at < release_at, "release (line %zu) before close (line %zu)",
+		      release_at + 1, close_at + 1);
+	ck_assert_int_eq(integer_of(r, "fd"), integer_of(c, "held_fd"));
+	ck_assert_int_ne(integer_of(r, "tid"), tid); /* the reaper's */
+	ck_assert(time_us_of(r) >= at);
+	free_trace(&t);
+	free_child_run(&run);
+}
+END_TEST
+
+/* Close lines the reaper writes and release lines it collects are all out
+ * before the exit summary, even when the program exits right after. */
+START_TEST(exit_right_after_closes_loses_no_line)
+{
+	struct child_run run;
+	struct trace_file t;
+	run_traced("exit-after-closes", NULL, &run, &t);
+	long long tid;
+	ck_assert_msg(sscanf(run.out, "tid=%lld", &tid) == 1, "scenario output: '%s'", run.out);
+	assert_all_from(&t, run.pid);
+
+	size_t closes = 0;
+	for (size_t i = 0; i < t.count; i++) {
+		if (!line_is(t.lines[i], "close", -1))
+			continue;
+		closes++;
+		assert_string(t.lines[i], "row", "G1");
+		ck_assert_int_eq(integer_of(t.lines[i], "tid"), tid);
+		long long inode = integer_of(t.lines[i], "inode");
+		size_t release_at = index_of_line(&t, "release", inode);
+		ck_assert_msg(release_at > i, "inode %lld: release before close", inode);
+		assert_string(t.lines[release_at], "outcome", "fin-acked");
+	}
+	ck_assert_uint_eq(closes, EXIT_CLOSES);
+	ck_assert_uint_eq(t.count, 2 * EXIT_CLOSES + 1);
+	const struct json_value *s = t.lines[t.count - 1];
+	ck_assert_msg(line_is(s, "summary", -1), "last line: %s", t.texts[t.count - 1]);
+	ck_assert_int_eq(finding(s, "held_at_exit"), 0);
+	ck_assert_int_eq(integer_of(json_get(s, "closes"), "G1"), EXIT_CLOSES);
 	free_trace(&t);
 	free_child_run(&run);
 }
@@ -1310,6 +1484,8 @@ static Suite *trace_suite(void)
 	suite_add_tcase(s, parser);
 
 	tcase_add_test(rows, g1_close_and_its_release_are_traced);
+	tcase_add_test(rows, handoff_close_line_is_the_closing_threads);
+	tcase_add_test(rows, exit_right_after_closes_loses_no_line);
 	tcase_add_test(rows, w1_refusal_is_traced_with_ewouldblock);
 	tcase_add_test(rows, l2_linger_reset_is_traced);
 	tcase_add_test(rows, shutdown_is_traced_and_close_is_g2);
