@@ -80,6 +80,7 @@ const char *close_action_name(enum close_action action)
 	case ACTION_ABORT: return "abort";
 	case ACTION_FAIL_WOULDBLOCK: return "fail-wouldblock";
 	case ACTION_LINGER_WAIT: return "linger-wait";
+	case ACTION_DEGRADE: return "degrade";
 	}
 	return "unknown";
 }

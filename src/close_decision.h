@@ -43,6 +43,9 @@ enum close_action {
 	ACTION_ABORT,            /* RST now */
 	ACTION_FAIL_WOULDBLOCK,  /* -1/EWOULDBLOCK, nothing changes */
 	ACTION_LINGER_WAIT,      /* block up to linger seconds, then graceful or RST */
+	/* Never chosen by close_decide(): what a hand-off becomes when no copy
+	 * can be held (the kernel's own graceful close), for the trace. */
+	ACTION_DEGRADE,
 };
 
 struct close_plan {

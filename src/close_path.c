@@ -52,6 +52,7 @@ struct close_request {
 	int held_fd;
 	bool tracing;
 	bool traced;              /* the close line is already written */
+	bool degraded;            /* a hand-off that could not hold a copy */
 	struct trace_socket described;
 };
 
@@ -186,6 +187,7 @@ static int abort_connection(const struct close_request *r);
 /* No copy can be held: the kernel's graceful close, traced at once. */
 static int hand_off_refused(struct close_request *r)
 {
+	r->degraded = true;
 	if (r->tracing)
 		describe_for_trace(r, r->fd);
 	return close_gracefully_now(r);
@@ -387,7 +389,8 @@ static struct trace_close close_event(const struct close_request *r, struct clos
 	return (struct trace_close){
 		.fd = r->fd, .origin = r->origin, .replaced = r->replacement >= 0,
 		.socket = &r->described, .facts = &r->facts, .pending = r->pending_bytes,
-		.plan = { r->final_row, plan.action }, .held_fd = r->held_fd,
+		.plan = { r->final_row, r->degraded ? ACTION_DEGRADE : plan.action },
+		.held_fd = r->held_fd,
 		.blocked_ns = monotonic_ns() - started, .result = rc, .error = error,
 		.windows = windows,
 	};
@@ -478,6 +481,7 @@ static int close_socket(struct close_request *r)
 	r->held_fd = -1;
 	r->tracing = trace_enabled();
 	r->traced = false;
+	r->degraded = false;
 	r->facts = (struct close_facts){
 		.is_socket = true,
 		.is_tcp = fd_kind(r->state) == FD_KIND_TCP,

@@ -98,7 +98,7 @@ __attribute__((destructor)) static void libwspclose_fini(void)
 	if (!stats_report_wanted())
 		return;
 	int64_t until = monotonic_ns() + EXIT_REPORT_SETTLE_MS * NS_PER_MS;
-	while (reaper_held_count() > 0 && monotonic_ns() < until) {
+	while (reaper_settling() && monotonic_ns() < until) {
 		struct timespec ts = { 0, 1000000 };
 		nanosleep(&ts, NULL);
 	}

@@ -45,6 +45,10 @@ enum channel_state {
 
 #define WAKE_TOKEN UINT64_MAX
 #define EVENTS_PER_WAIT 64
+/* How long collected trace lines may wait for more before they are written:
+ * under load a dozen lines then share one write(); a quiet program sees its
+ * lines 1 ms late at most. */
+#define TRACE_BATCH_NS NS_PER_MS
 
 static struct {
 	_Atomic int status;
@@ -58,10 +62,9 @@ static struct {
 	_Atomic int wake_pending;       /* a hand-off wake-up is on its way */
 	_Atomic long held;              /* held copies, reserved or live */
 	struct deadline_heap deadlines; /* the reaper thread's alone */
-	/* Released while tracing, but their lines not yet written: they still
-	 * count as held, so that an exit waiting for the teardowns (the exit
-	 * report) also waits for their lines. The reaper thread's alone. */
-	long released_untold;
+	/* Released while tracing, their lines collected but not yet written:
+	 * an exit waiting for the teardowns (the exit report) waits for them. */
+	_Atomic long untold_releases;
 } reaper = { .epoll_fd = -1, .wake_fd = -1, .vacate_fd = -1, .handoff_head = -1 };
 
 /* Raised while this thread creates the channel or is inside wake_reaper()
@@ -219,6 +222,22 @@ static void note_heap_index(int fd, uint32_t index, void *context)
 	fd_table_entry(fd)->held.heap_index = index;
 }
 
+/* Writes the trace lines collected so far. */
+static void flush_trace(void)
+{
+	trace_flush();
+	atomic_store(&reaper.untold_releases, 0);
+}
+
+/* Before the reaper traces: its lines leave through flush_trace() alone
+ * (never as a full collection written behind its back), so that
+ * untold_releases stays true. */
+static void make_room_for_trace_line(void)
+{
+	if (!trace_room_for_a_line())
+		flush_trace();
+}
+
 /* `state`: the TCP state that allowed the release (for the trace). */
 static void release_in_state(int fd, enum held_outcome outcome, int state)
 {
@@ -236,6 +255,7 @@ static void release_in_state(int fd, enum held_outcome outcome, int state)
 		set_linger(fd, false, 0); /* never let the real close linger */
 	/* Written before the copy goes (so that an exit right after sees it),
 	 * and read before its number can be reused by another held copy. */
+	make_room_for_trace_line();
 	trace_release(fd, atomic_load(&e->socket_id), (enum close_row)e->held.row,
 		      held_outcome_name(outcome), state, monotonic_ns() - e->held.since_ns);
 	stats_count_release(outcome);
@@ -248,19 +268,10 @@ static void release_in_state(int fd, enum held_outcome outcome, int state)
 	atomic_store_explicit(&e->state, 0, memory_order_release);
 	raw_close(fd);
 	fork_guard_leave();
-	if (trace_has_collected())
-		reaper.released_untold++;
-	else
-		atomic_fetch_sub(&reaper.held, 1);
-}
-
-/* Writes the trace lines collected since the last sleep. */
-static void flush_trace(void)
-{
-	trace_flush();
-	if (reaper.released_untold > 0)
-		atomic_fetch_sub(&reaper.held, reaper.released_untold);
-	reaper.released_untold = 0;
+	/* Counted before the copy stops counting: an exit never sees neither. */
+	if (trace_collected_since() != 0)
+		atomic_fetch_add(&reaper.untold_releases, 1);
+	atomic_fetch_sub(&reaper.held, 1);
 }
 
 static void release(int fd, enum held_outcome outcome)
@@ -308,8 +319,10 @@ static void adopt(int fd)
 {
 	struct fd_entry *e = fd_table_entry(fd);
 	/* The close() that handed it off, traced now from the copy. */
-	if (trace_enabled())
+	if (trace_enabled()) {
+		make_room_for_trace_line();
 		atomic_store(&e->socket_id, trace_close_adopted(fd));
+	}
 	/* Unread data at close: RST, as the kernel and RFC 1122 do. */
 	if (probe_receive_queue(fd) > 0) {
 		release(fd, OUTCOME_UNREAD_DATA);
@@ -377,12 +390,22 @@ static void expire_deadlines(int64_t now)
 	}
 }
 
-static int wait_timeout_ms(int64_t now)
+/* When the collected trace lines are due (INT64_MAX: none to write). */
+static int64_t trace_flush_due(void)
+{
+	int64_t since = trace_collected_since();
+	return since != 0 ? since + TRACE_BATCH_NS : INT64_MAX;
+}
+
+static int wait_timeout_ms(int64_t now, int64_t flush_due)
 {
 	const struct deadline_item *first = deadline_heap_first(&reaper.deadlines);
-	if (first == NULL)
+	int64_t until = first != NULL ? first->deadline_ns : INT64_MAX;
+	if (flush_due < until)
+		until = flush_due;
+	if (until == INT64_MAX)
 		return -1; /* nothing to time: sleep until an event */
-	int64_t left = first->deadline_ns - now;
+	int64_t left = until - now;
 	if (left <= 0)
 		return 0;
 	int64_t ms = (left + NS_PER_MS - 1) / NS_PER_MS;
@@ -475,16 +498,15 @@ static void serve_events(void)
 {
 	/* A request made while the channel was being created sent no wake-up. */
 	serve_vacate_request();
-	/* With trace lines collected, look once more without sleeping (a
-	 * teardown often finishes right after its adoption, and both lines
-	 * then go in one write), and write them before sleeping. */
-	bool untold = trace_has_collected() || reaper.released_untold > 0;
+	int64_t now = monotonic_ns();
+	int64_t flush_due = trace_flush_due();
+	if (flush_due <= now) {
+		flush_trace();
+		flush_due = INT64_MAX;
+	}
 	struct epoll_event events[EVENTS_PER_WAIT];
 	int n = (int)syscall(SYS_epoll_pwait, atomic_load(&reaper.epoll_fd), events,
-			     EVENTS_PER_WAIT, untold ? 0 : wait_timeout_ms(monotonic_ns()),
-			     NULL, 0);
-	if (n <= 0 && untold)
-		flush_trace();
+			     EVENTS_PER_WAIT, wait_timeout_ms(now, flush_due), NULL, 0);
 	for (int i = 0; i < n; i++) {
 		if (events[i].data.u64 != WAKE_TOKEN) {
 			on_event(events[i].data.u64);
@@ -506,12 +528,12 @@ static void *reaper_main(void *unused)
 	(void)unused;
 	trace_collect_this_thread();
 	for (;;) {
-		if (trace_has_collected() || reaper.released_untold > 0)
-			flush_trace(); /* never sleep on lines still to write */
 		atomic_fetch_add(&reaper.channel_sleepers, 1);
 		int32_t channel = atomic_load(&reaper.channel);
-		if (channel != CHANNEL_READY)
+		if (channel != CHANNEL_READY) {
+			flush_trace(); /* never sleep on lines still to write */
 			futex_wait_while(&reaper.channel, channel);
+		}
 		atomic_fetch_sub(&reaper.channel_sleepers, 1);
 		if (channel != CHANNEL_READY)
 			continue;
@@ -604,6 +626,11 @@ long reaper_held_count(void)
 	return atomic_load(&reaper.held);
 }
 
+bool reaper_settling(void)
+{
+	return atomic_load(&reaper.held) > 0 || atomic_load(&reaper.untold_releases) > 0;
+}
+
 void reaper_hand_off(int copy_fd)
 {
 	struct fd_entry *e = fd_table_entry(copy_fd);
@@ -674,7 +701,7 @@ void reaper_forget_after_fork(void)
 	atomic_store(&reaper.wakers, 0);
 	atomic_store(&reaper.vacate_fd, -1);
 	atomic_store(&reaper.held, 0);
-	reaper.released_untold = 0;
+	atomic_store(&reaper.untold_releases, 0);
 	reaper.deadlines.len = 0;
 	atomic_store(&reaper.status, REAPER_STOPPED);
 	channel_busy_here = 0;

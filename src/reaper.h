@@ -17,6 +17,8 @@ bool reaper_reserve(void);
 void reaper_unreserve(void);
 /* Held copies right now (reserved ones included). */
 long reaper_held_count(void);
+/* Copies still held, or released with their trace lines not yet written. */
+bool reaper_settling(void);
 /* Gives the reaper a held copy whose entry is filled in. */
 void reaper_hand_off(int copy_fd);
 

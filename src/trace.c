@@ -51,6 +51,7 @@ static uint32_t later_closes_size;
  * thread that asked for it (one reaper per process) writes here. */
 static char collected[PIPE_BUF];
 static size_t collected_len;
+static int64_t collected_since_ns; /* CLOCK_MONOTONIC of the oldest; 0: none */
 static __thread bool collecting_here __attribute__((tls_model("initial-exec")));
 
 /* getpid()/gettid() once per process and thread (initial-exec TLS: a plain
@@ -81,6 +82,7 @@ void trace_after_fork_in_child(void)
 	cached_tid = 0;
 	/* The parent's reaper writes its own lines; this child's starts empty. */
 	collected_len = 0;
+	collected_since_ns = 0;
 	collecting_here = false;
 }
 
@@ -351,9 +353,14 @@ void trace_collect_this_thread(void)
 	collecting_here = true;
 }
 
-bool trace_has_collected(void)
+int64_t trace_collected_since(void)
 {
-	return collected_len > 0;
+	return collected_since_ns;
+}
+
+bool trace_room_for_a_line(void)
+{
+	return sizeof collected - collected_len >= LINE_MAX_BYTES;
 }
 
 void trace_flush(void)
@@ -361,6 +368,7 @@ void trace_flush(void)
 	if (collected_len > 0)
 		write_out(collected, collected_len);
 	collected_len = 0;
+	collected_since_ns = 0;
 }
 
 static void end_line(struct line *l)
@@ -374,6 +382,8 @@ static void end_line(struct line *l)
 	}
 	if (l->len > sizeof collected - collected_len)
 		trace_flush();
+	if (collected_len == 0)
+		collected_since_ns = monotonic_ns();
 	memcpy(collected + collected_len, l->text, l->len); /* a line is < PIPE_BUF */
 	collected_len += l->len;
 }

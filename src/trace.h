@@ -59,10 +59,15 @@ bool trace_close_later(int copy_fd, const struct trace_close *event);
  * socket's inode for the release line. */
 uint64_t trace_close_adopted(int copy_fd);
 /* The calling thread's lines are collected and written together by
- * trace_flush(): whole lines, at most PIPE_BUF bytes per write(), so they
- * still never interleave with other writers. For the reaper thread. */
+ * trace_flush() (or when the next line would not fit): whole lines, at most
+ * PIPE_BUF bytes per write(), so they still never interleave with other
+ * writers. For the reaper thread. */
 void trace_collect_this_thread(void);
-bool trace_has_collected(void);
+/* CLOCK_MONOTONIC ns when the oldest line still collected was; 0: none. */
+int64_t trace_collected_since(void);
+/* True when one more line of any length can be collected without a write
+ * (a collector that must know when its lines are out flushes first). */
+bool trace_room_for_a_line(void);
 void trace_flush(void);
 void trace_shutdown(int fd, int how, int result, int error);
 void trace_linger(int fd, const char *option, const struct linger *before,

@@ -6,6 +6,7 @@
 #include <limits.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -38,6 +39,12 @@ extern char **environ;
 #define MULTI_CLOSES_PER_CHILD 200
 /* Connections the exit scenario closes just before it exits. */
 #define EXIT_CLOSES 64
+/* Connections of the churn scenario, and the WSPCLOSE_MAX_HELD it runs
+ * with: far more releases than copies allowed at once, but never more than
+ * three held at a time. */
+#define CHURN_CONNECTIONS 1500
+#define CHURN_MAX_HELD "WSPCLOSE_MAX_HELD=16"
+#define CHURN_RELEASE_TIMEOUT_MS 5000
 
 /* ================================================================ scenarios
  * Run in a child process (argv: --scenario NAME) with libwspclose preloaded
@@ -461,6 +468,60 @@ static int scenario_exit_after_closes(void)
 	exit(0);
 }
 
+/* Connection after connection, all three sockets closed (G1), the next as
+ * soon as the reaper has released them: it keeps collecting lines, and
+ * never holds more than three copies. */
+static int scenario_churn(void)
+{
+	for (int i = 0; i < CHURN_CONNECTIONS; i++) {
+		struct lb_pair p;
+		if (lb_pair_open(&p, AF_INET, 0, 0) < 0)
+			return scenario_fail("cannot connect pair %d: %s", i, strerror(errno));
+		if (close(p.client) != 0 || close(p.peer) != 0 || close(p.listener) != 0)
+			return scenario_fail("close() of pair %d: %s", i, strerror(errno));
+		int64_t deadline = lb_now_ms() + CHURN_RELEASE_TIMEOUT_MS;
+		while (lb_count_socket_fds_from(0) > 0) {
+			if (lb_now_ms() > deadline)
+				return scenario_fail("pair %d: copies not released in %d ms", i,
+						     CHURN_RELEASE_TIMEOUT_MS);
+			sched_yield();
+		}
+	}
+	return 0;
+}
+
+/* With WSPCLOSE_MAX_HELD=1 and one copy held (its peer not reading), the
+ * next G1 close cannot hold a copy: the kernel's own graceful close. */
+static int scenario_degrade(void)
+{
+	struct lb_pair held, second;
+	uint64_t sent;
+	if (open_pending_pair(&held, &sent) != 0)
+		return 1;
+	ino_t held_inode = lb_socket_inode(held.client);
+	if (close(held.client) != 0)
+		return scenario_fail("first close(): %s", strerror(errno));
+	held.client = -1;
+	if (lb_pair_open(&second, AF_INET, 0, 0) < 0)
+		return scenario_fail("cannot connect: %s", strerror(errno));
+	int fd = second.client;
+	ino_t inode = lb_socket_inode(fd);
+	if (close(fd) != 0)
+		return scenario_fail("second close(): %s", strerror(errno));
+	second.client = -1;
+	struct lb_drain_result r;
+	lb_drain_now(second.peer, DRAIN_TIMEOUT_MS, &r);
+	if (r.end != LB_END_EOF)
+		return scenario_fail("degraded close: peer saw %s, expected EOF",
+				     lb_end_name(r.end));
+	if (drain_and_await_release(&held, sent, held_inode) != 0)
+		return 1;
+	report_socket(fd, inode);
+	lb_pair_close(&second);
+	lb_pair_close(&held);
+	return 0;
+}
+
 /* The W1 situation under WSPCLOSE_PASSTHROUGH=1: Linux lingers even with
  * O_NONBLOCK, then returns 0. */
 static int scenario_passthrough_w1(void)
@@ -509,6 +570,8 @@ static int run_scenario(const char *name)
 		{ "passthrough-w1", scenario_passthrough_w1 },
 		{ "thread-close", scenario_thread_close },
 		{ "exit-after-closes", scenario_exit_after_closes },
+		{ "churn", scenario_churn },
+		{ "degrade", scenario_degrade },
 	};
 	scenario_name = name;
 	for (size_t i = 0; i < sizeof scenarios / sizeof scenarios[0]; i++)
@@ -1142,6 +1205,59 @@ START_TEST(exit_right_after_closes_loses_no_line)
 }
 END_TEST
 
+/* Under churn every close is still a hand-off (the held count, which the
+ * reaper settles as its lines go out, never strays to WSPCLOSE_MAX_HELD),
+ * and every held copy has its release line. */
+START_TEST(churn_holds_every_socket_and_traces_every_release)
+{
+	struct child_run run;
+	struct trace_file t;
+	run_traced("churn", CHURN_MAX_HELD, &run, &t);
+	assert_all_from(&t, run.pid);
+	size_t closes = 0, releases = 0;
+	for (size_t i = 0; i < t.count; i++) {
+		const struct json_value *v = t.lines[i];
+		if (line_is(v, "release", -1))
+			releases++;
+		if (!line_is(v, "close", -1))
+			continue;
+		closes++;
+		ck_assert_msg(json_get(v, "held_fd") != NULL, "line %zu: no copy held: %s", i + 1,
+			      t.texts[i]);
+		assert_string(v, "action", "hand-off");
+		ck_assert_msg(index_of_line(&t, "release", integer_of(v, "inode")) > i,
+			      "line %zu: release before close", i + 1);
+	}
+	ck_assert_uint_eq(closes, 3 * CHURN_CONNECTIONS);
+	ck_assert_uint_eq(releases, closes);
+	free_trace(&t);
+	free_child_run(&run);
+}
+END_TEST
+
+/* A hand-off that cannot hold a copy says so: action "degrade", no
+ * held_fd, and no release line (nothing was held). */
+START_TEST(degraded_hand_off_is_traced_as_degrade)
+{
+	struct child_run run;
+	struct trace_file t;
+	run_traced("degrade", "WSPCLOSE_MAX_HELD=1", &run, &t);
+	long long inode, fd;
+	reported_socket(&run, &inode, &fd);
+	const struct json_value *c = only_line(&t, "close", inode);
+	assert_string(c, "row", "G1");
+	assert_string(c, "action", "degrade");
+	ck_assert_int_eq(integer_of(c, "fd"), fd);
+	ck_assert_int_eq(integer_of(c, "result"), 0);
+	ck_assert(json_get(c, "held_fd") == NULL);
+	for (size_t i = 0; i < t.count; i++)
+		ck_assert_msg(!line_is(t.lines[i], "release", inode), "release line for a "
+			      "degraded close: %s", t.texts[i]);
+	free_trace(&t);
+	free_child_run(&run);
+}
+END_TEST
+
 START_TEST(w1_refusal_is_traced_with_ewouldblock)
 {
 	struct child_run run;
@@ -1486,6 +1602,8 @@ static Suite *trace_suite(void)
 	tcase_add_test(rows, g1_close_and_its_release_are_traced);
 	tcase_add_test(rows, handoff_close_line_is_the_closing_threads);
 	tcase_add_test(rows, exit_right_after_closes_loses_no_line);
+	tcase_add_test(rows, churn_holds_every_socket_and_traces_every_release);
+	tcase_add_test(rows, degraded_hand_off_is_traced_as_degrade);
 	tcase_add_test(rows, w1_refusal_is_traced_with_ewouldblock);
 	tcase_add_test(rows, l2_linger_reset_is_traced);
 	tcase_add_test(rows, shutdown_is_traced_and_close_is_g2);

@@ -9,7 +9,7 @@
 #include "close_decision.h"
 
 #define N_ROWS ((int)ROW_L2 + 1)
-#define N_ACTIONS ((int)ACTION_LINGER_WAIT + 1)
+#define N_ACTIONS ((int)ACTION_DEGRADE + 1)
 
 /* A last-reference TCP socket, not shared, not in passthrough mode. */
 #define TCP(shut, lon, lsec, nb, pend, orig)                               \
