@@ -408,10 +408,16 @@ static void trace_decision(const struct close_request *r, struct close_plan plan
  * change once the application has let go of it). */
 static void read_changing_facts(struct close_request *r, int fd)
 {
-	int state = probe_tcp_state(fd);
-	r->described.tcp_state = state < 0 ? -1 : state;
-	int pending = probe_send_queue(fd); /* a listener has none: EINVAL */
-	r->pending_bytes = pending < 0 ? -1 : pending;
+	struct tcp_snapshot snap;
+	int pending;
+	if (probe_tcp_snapshot(fd, &snap) == 0) {
+		r->described.tcp_state = snap.state;
+		pending = probe_send_queue_known(fd, &snap);
+	} else {
+		r->described.tcp_state = -1;
+		pending = probe_send_queue(fd);
+	}
+	r->pending_bytes = pending < 0 ? -1 : pending; /* a listener has none: EINVAL */
 }
 
 /* A traced close shows every fact, not only those its row needed; read

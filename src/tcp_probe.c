@@ -71,7 +71,22 @@ int probe_tcp_snapshot(int fd, struct tcp_snapshot *out)
 			    ? info.tcpi_data_segs_in : 0;
 	out->segs_out = len >= offsetof(struct tcp_info, tcpi_segs_out) + sizeof(uint32_t)
 			? info.tcpi_segs_out : 1;
+	/* Nothing unsent and no segment in flight leave SIOCOUTQ (write_seq -
+	 * snd_una) at 0. Only where both counts are live: a reset clears them
+	 * but not SIOCOUTQ, a FIN is in neither, and a listener's tcpi_unacked
+	 * is its accept queue. */
+	bool live = info.tcpi_state == TCP_STATE_ESTABLISHED ||
+		    info.tcpi_state == TCP_STATE_CLOSE_WAIT;
+	out->send_queue_empty =
+		live && info.tcpi_unacked == 0 &&
+		len >= offsetof(struct tcp_info, tcpi_notsent_bytes) + sizeof(uint32_t) &&
+		info.tcpi_notsent_bytes == 0;
 	return 0;
+}
+
+int probe_send_queue_known(int fd, const struct tcp_snapshot *snap)
+{
+	return snap->send_queue_empty ? 0 : probe_send_queue(fd);
 }
 
 int probe_tcp_state(int fd)

@@ -31,15 +31,18 @@ enum tcp_state_number {
 	TCP_STATE_CLOSING,
 };
 
-/* What the reaper needs from TCP_INFO. */
+/* What the library needs from TCP_INFO. */
 struct tcp_snapshot {
 	int state;
 	uint32_t data_segs_in;   /* segments with data received so far */
 	uint32_t segs_out;       /* segments sent: 0 for a socket never connected */
+	bool send_queue_empty;   /* known: SIOCOUTQ would say 0 */
 };
 
 int probe_tcp_state(int fd);     /* TCP_INFO tcpi_state, or -errno */
 int probe_tcp_snapshot(int fd, struct tcp_snapshot *out);
+/* probe_send_queue(), without the ioctl when snap knows the queue is empty. */
+int probe_send_queue_known(int fd, const struct tcp_snapshot *snap);
 int probe_socket_error(int fd);  /* SO_ERROR */
 
 /* FD_KIND_TCP, FD_KIND_OTHER_SOCKET or FD_KIND_NONE for any descriptor, and

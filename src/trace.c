@@ -202,22 +202,27 @@ static void put_padded(struct line *l, unsigned v, int width)
 	put(l, digits, (size_t)width);
 }
 
-/* JSON string body: quotes, backslashes and control characters escaped. */
+/* JSON string body: quotes, backslashes and control characters escaped;
+ * the plain runs between them copied whole. */
 static void put_json_escaped(struct line *l, const char *s)
 {
 	static const char hex[] = "0123456789abcdef";
+	const char *plain = s;
 	for (; *s; s++) {
 		unsigned char c = (unsigned char)*s;
+		if (c != '"' && c != '\\' && c >= 0x20)
+			continue;
+		put(l, plain, (size_t)(s - plain));
+		plain = s + 1;
 		if (c == '"' || c == '\\') {
 			char esc[2] = { '\\', (char)c };
 			put(l, esc, 2);
-		} else if (c < 0x20) {
+		} else {
 			char esc[6] = { '\\', 'u', '0', '0', hex[c >> 4], hex[c & 15] };
 			put(l, esc, 6);
-		} else {
-			put(l, (const char *)&c, 1);
 		}
 	}
+	put(l, plain, (size_t)(s - plain));
 }
 
 static void begin_field(struct line *l, const char *key)

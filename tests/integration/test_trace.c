@@ -199,6 +199,7 @@ static int scenario_g1(void)
 		return 1;
 	int fd = p.client;
 	ino_t inode = lb_socket_inode(fd);
+	int outq = lb_outq(fd); /* the peer reads nothing: it stays so */
 	errno = 0;
 	int rc = close(fd);
 	p.client = -1;
@@ -206,7 +207,7 @@ static int scenario_g1(void)
 		return scenario_fail("close() = %d (%s), expected 0", rc, strerror(errno));
 	if (drain_and_await_release(&p, sent, inode) != 0)
 		return 1;
-	report_socket(fd, inode);
+	printf("inode=%llu fd=%d outq=%d\n", (unsigned long long)inode, fd, outq);
 	lb_pair_close(&p);
 	return 0;
 }
@@ -410,6 +411,7 @@ struct thread_close {
 	int rc;
 	int error;
 	pid_t tid;
+	int outq;
 	int64_t before_us, after_us;
 };
 
@@ -419,6 +421,7 @@ static void *close_in_thread(void *arg)
 	c->tid = (pid_t)syscall(SYS_gettid);
 	c->fd = c->pair.client;
 	c->inode = lb_socket_inode(c->fd);
+	c->outq = lb_outq(c->fd);
 	c->before_us = realtime_us();
 	errno = 0;
 	c->rc = close(c->fd);
@@ -444,9 +447,9 @@ static int scenario_thread_close(void)
 	if (!wait_for_release_line((unsigned long long)c.inode, RELEASE_TIMEOUT_MS))
 		return scenario_fail("no release line for inode %llu within %d ms",
 				     (unsigned long long)c.inode, RELEASE_TIMEOUT_MS);
-	printf("inode=%llu fd=%d tid=%ld before_us=%lld after_us=%lld\n",
+	printf("inode=%llu fd=%d tid=%ld before_us=%lld after_us=%lld outq=%d\n",
 	       (unsigned long long)c.inode, c.fd, (long)c.tid, (long long)c.before_us,
-	       (long long)c.after_us);
+	       (long long)c.after_us, c.outq);
 	lb_pair_close(&c.pair);
 	return 0;
 }
@@ -1113,8 +1116,11 @@ START_TEST(g1_close_and_its_release_are_traced)
 	ck_assert_int_eq(integer_of(c, "fd"), fd);
 	ck_assert_int_eq(integer_of(c, "result"), 0);
 	ck_assert_int_eq(json_get(c, "errno")->type, JSON_NULL);
-	ck_assert_msg(integer_of(c, "pending") > 0, "pending is %lld, data was queued",
-		      integer_of(c, "pending"));
+	long long outq;
+	ck_assert(sscanf(run.out, "inode=%*d fd=%*d outq=%lld", &outq) == 1);
+	ck_assert_msg(outq > 0 && integer_of(c, "pending") == outq,
+		      "pending is %lld, SIOCOUTQ before close() %lld", integer_of(c, "pending"),
+		      outq);
 	ck_assert(!json_get(c, "nonblocking")->boolean);
 	ck_assert(!json_get(json_get(c, "linger"), "on")->boolean);
 	ck_assert_msg(strncmp(json_get_string(c, "local"), "127.0.0.1:", 10) == 0 &&
@@ -1142,9 +1148,9 @@ START_TEST(handoff_close_line_is_the_closing_threads)
 	struct child_run run;
 	struct trace_file t;
 	run_traced("thread-close", NULL, &run, &t);
-	long long inode, fd, tid, before_us, after_us;
-	ck_assert_msg(sscanf(run.out, "inode=%lld fd=%lld tid=%lld before_us=%lld after_us=%lld",
-			     &inode, &fd, &tid, &before_us, &after_us) == 5,
+	long long inode, fd, tid, before_us, after_us, outq;
+	ck_assert_msg(sscanf(run.out, "inode=%lld fd=%lld tid=%lld before_us=%lld after_us=%lld "
+			     "outq=%lld", &inode, &fd, &tid, &before_us, &after_us, &outq) == 6,
 		      "scenario output: '%s'", run.out);
 	assert_all_from(&t, run.pid);
 
@@ -1154,6 +1160,8 @@ START_TEST(handoff_close_line_is_the_closing_threads)
 	assert_string(c, "action", "hand-off");
 	ck_assert_int_eq(integer_of(c, "fd"), fd);
 	ck_assert_int_eq(integer_of(c, "tid"), tid);
+	ck_assert_int_eq(outq, 0); /* nothing was sent */
+	ck_assert_int_eq(integer_of(c, "pending"), outq);
 	int64_t at = time_us_of(c);
 	ck_assert_msg(at >= before_us && at <= after_us,
 		      "close line at %lld us, close() ran from %lld to %lld us", (long long)at,
