@@ -1213,6 +1213,18 @@ START_TEST(exit_right_after_closes_loses_no_line)
 }
 END_TEST
 
+/* Where a line about a socket is: for matching close and release lines. */
+struct inode_at {
+	long long inode;
+	size_t line;
+};
+
+static int by_inode(const void *a, const void *b)
+{
+	const struct inode_at *x = a, *y = b;
+	return (x->inode > y->inode) - (x->inode < y->inode);
+}
+
 /* Under churn every close is still a hand-off (the held count, which the
  * reaper settles as its lines go out, never strays to WSPCLOSE_MAX_HELD),
  * and every held copy has its release line. */
@@ -1222,22 +1234,36 @@ START_TEST(churn_holds_every_socket_and_traces_every_release)
 	struct trace_file t;
 	run_traced("churn", CHURN_MAX_HELD, &run, &t);
 	assert_all_from(&t, run.pid);
-	size_t closes = 0, releases = 0;
+	struct inode_at *closes = calloc(t.count, sizeof *closes);
+	struct inode_at *releases = calloc(t.count, sizeof *releases);
+	ck_assert(closes != NULL && releases != NULL);
+	size_t n_closes = 0, n_releases = 0;
 	for (size_t i = 0; i < t.count; i++) {
 		const struct json_value *v = t.lines[i];
 		if (line_is(v, "release", -1))
-			releases++;
+			releases[n_releases++] = (struct inode_at){ integer_of(v, "inode"), i };
 		if (!line_is(v, "close", -1))
 			continue;
-		closes++;
 		ck_assert_msg(json_get(v, "held_fd") != NULL, "line %zu: no copy held: %s", i + 1,
 			      t.texts[i]);
 		assert_string(v, "action", "hand-off");
-		ck_assert_msg(index_of_line(&t, "release", integer_of(v, "inode")) > i,
-			      "line %zu: release before close", i + 1);
+		closes[n_closes++] = (struct inode_at){ integer_of(v, "inode"), i };
 	}
-	ck_assert_uint_eq(closes, 3 * CHURN_CONNECTIONS);
-	ck_assert_uint_eq(releases, closes);
+	ck_assert_uint_eq(n_closes, 3 * CHURN_CONNECTIONS);
+	ck_assert_uint_eq(n_releases, n_closes);
+	/* Pair them by inode: one release each, after its close. */
+	qsort(closes, n_closes, sizeof *closes, by_inode);
+	qsort(releases, n_releases, sizeof *releases, by_inode);
+	for (size_t i = 0; i < n_closes; i++) {
+		ck_assert_msg(closes[i].inode == releases[i].inode &&
+			      (i == 0 || closes[i].inode != closes[i - 1].inode),
+			      "close and release lines do not pair up at inode %lld",
+			      closes[i].inode);
+		ck_assert_msg(releases[i].line > closes[i].line, "line %zu: release before close",
+			      releases[i].line + 1);
+	}
+	free(closes);
+	free(releases);
 	free_trace(&t);
 	free_child_run(&run);
 }
