@@ -180,7 +180,7 @@ static void fill_held_entry(int copy_fd, struct fd_entry *held, const struct clo
 static void trace_decision(const struct close_request *r, struct close_plan plan,
 			   int64_t started, int rc, int error, const char *windows);
 static void trace_hand_off(struct close_request *r, const struct close_plan *plan,
-			   int64_t started, int copy);
+			   int64_t started, int copy, int rc);
 static void describe_for_trace(struct close_request *r, int fd);
 static int abort_connection(const struct close_request *r);
 
@@ -233,7 +233,7 @@ static int hand_off(struct close_request *r, const struct close_plan *plan, int6
 	}
 	/* Recorded before the reaper can see the copy (and release it). */
 	if (r->tracing)
-		trace_hand_off(r, plan, started, copy);
+		trace_hand_off(r, plan, started, copy, rc);
 	reaper_hand_off(copy);
 	return rc;
 }
@@ -429,16 +429,17 @@ static void describe_for_trace(struct close_request *r, int fd)
 	read_changing_facts(r, fd);
 }
 
-/* A hand-off's close line is the reaper's to write (trace_close_later), so
- * the closing thread pays nothing for it; without a record, trace it now
- * from the copy, which is still ours. */
+/* A hand-off's close line is the reaper's to write (trace_close_later): the
+ * closing thread pays only for what may change (read_changing_facts);
+ * without a record, trace it now from the copy, which is still ours. rc:
+ * what close() (0) or dup2()/dup3() (the number) returns. */
 static void trace_hand_off(struct close_request *r, const struct close_plan *plan,
-			   int64_t started, int copy)
+			   int64_t started, int copy, int rc)
 {
-	struct trace_close ev = close_event(r, *plan, started, 0, 0, NULL);
+	struct trace_close ev = close_event(r, *plan, started, rc, 0, NULL);
 	if (!trace_close_later(copy, &ev)) {
 		describe_for_trace(r, copy);
-		trace_decision(r, *plan, started, 0, 0, NULL);
+		trace_decision(r, *plan, started, rc, 0, NULL);
 	}
 	r->traced = true;
 }

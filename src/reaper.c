@@ -231,7 +231,7 @@ static void flush_trace(void)
 
 /* Before the reaper traces: its lines leave through flush_trace() alone
  * (never as a full collection written behind its back), so that
- * untold_releases stays true. */
+ * untold_releases stays accurate. */
 static void make_room_for_trace_line(void)
 {
 	if (!trace_room_for_a_line())
@@ -268,7 +268,8 @@ static void release_in_state(int fd, enum held_outcome outcome, int state)
 	atomic_store_explicit(&e->state, 0, memory_order_release);
 	raw_close(fd);
 	fork_guard_leave();
-	/* Counted before the copy stops counting: an exit never sees neither. */
+	/* Counted before the copy stops counting as held, so that an exit
+	 * waiting for both never finds a moment with neither. */
 	if (trace_collected_since() != 0)
 		atomic_fetch_add(&reaper.untold_releases, 1);
 	atomic_fetch_sub(&reaper.held, 1);

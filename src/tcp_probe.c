@@ -72,9 +72,9 @@ int probe_tcp_snapshot(int fd, struct tcp_snapshot *out)
 	out->segs_out = len >= offsetof(struct tcp_info, tcpi_segs_out) + sizeof(uint32_t)
 			? info.tcpi_segs_out : 1;
 	/* Nothing unsent and no segment in flight leave SIOCOUTQ (write_seq -
-	 * snd_una) at 0. Only where both counts are live: a reset clears them
-	 * but not SIOCOUTQ, a FIN is in neither, and a listener's tcpi_unacked
-	 * is its accept queue. */
+	 * snd_una) at 0. Only in ESTABLISHED and CLOSE_WAIT, where both counts
+	 * are live and no FIN of ours is queued: a reset clears them but not
+	 * SIOCOUTQ, and a listener's tcpi_unacked is its accept queue. */
 	bool live = info.tcpi_state == TCP_STATE_ESTABLISHED ||
 		    info.tcpi_state == TCP_STATE_CLOSE_WAIT;
 	out->send_queue_empty =

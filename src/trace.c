@@ -36,6 +36,7 @@ struct later_close {
 	int32_t fd;
 	int32_t linger_seconds;
 	int32_t pending;       /* SIOCOUTQ in close() */
+	int32_t result;        /* 0, or the number dup2()/dup3() returned */
 	int8_t tcp_state;      /* in close() */
 	uint8_t origin;        /* enum close_origin */
 	uint8_t row;           /* enum close_row */
@@ -534,6 +535,7 @@ bool trace_close_later(int copy_fd, const struct trace_close *ev)
 	rec->linger_seconds = ev->facts->linger_seconds;
 	rec->linger_on = ev->facts->linger_on;
 	rec->pending = ev->pending;
+	rec->result = ev->result;
 	rec->tcp_state = (int8_t)ev->socket->tcp_state;
 	rec->origin = (uint8_t)ev->origin;
 	rec->replaced = ev->replaced;
@@ -566,7 +568,7 @@ uint64_t trace_close_adopted(int copy_fd)
 			.replaced = rec->replaced, .socket = &s, .facts = &facts,
 			.pending = rec->pending,
 			.plan = { (enum close_row)rec->row, (enum close_action)rec->action },
-			.held_fd = copy_fd, .blocked_ns = rec->blocked_ns, .result = 0,
+			.held_fd = copy_fd, .blocked_ns = rec->blocked_ns, .result = rec->result,
 		};
 		write_close_line(&ev, rec->time_ns, rec->tid);
 	}

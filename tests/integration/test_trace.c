@@ -493,6 +493,30 @@ static int scenario_churn(void)
 	return 0;
 }
 
+/* dup2() of another descriptor onto a connected socket: an implicit G1
+ * close whose call returns the number. */
+static int scenario_dup2_onto_socket(void)
+{
+	struct lb_pair p;
+	if (lb_pair_open(&p, AF_INET, 0, 0) < 0)
+		return scenario_fail("cannot connect: %s", strerror(errno));
+	int fd = p.client;
+	ino_t inode = lb_socket_inode(fd);
+	int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (null < 0)
+		return scenario_fail("open /dev/null: %s", strerror(errno));
+	int rc = dup2(null, fd);
+	if (rc != fd)
+		return scenario_fail("dup2() = %d (%s), expected %d", rc, strerror(errno), fd);
+	if (!wait_for_release_line((unsigned long long)inode, RELEASE_TIMEOUT_MS))
+		return scenario_fail("no release line for inode %llu within %d ms",
+				     (unsigned long long)inode, RELEASE_TIMEOUT_MS);
+	report_socket(fd, inode);
+	close(null);
+	lb_pair_close(&p); /* fd is /dev/null's now */
+	return 0;
+}
+
 /* With WSPCLOSE_MAX_HELD=1 and one copy held (its peer not reading), the
  * next G1 close cannot hold a copy: the kernel's own graceful close. */
 static int scenario_degrade(void)
@@ -575,6 +599,7 @@ static int run_scenario(const char *name)
 		{ "exit-after-closes", scenario_exit_after_closes },
 		{ "churn", scenario_churn },
 		{ "degrade", scenario_degrade },
+		{ "dup2", scenario_dup2_onto_socket },
 	};
 	scenario_name = name;
 	for (size_t i = 0; i < sizeof scenarios / sizeof scenarios[0]; i++)
@@ -1046,6 +1071,14 @@ static void run_traced(const char *scenario, const char *extra, struct child_run
 	free(trace_setting);
 }
 
+/* run_traced() of a scenario that reports one socket: its inode and fd. */
+static void run_traced_socket(const char *scenario, const char *extra, struct child_run *run,
+			      struct trace_file *t, long long *inode, long long *fd)
+{
+	run_traced(scenario, extra, run, t);
+	reported_socket(run, inode, fd);
+}
+
 /* ================================================================ tests: parser */
 
 START_TEST(json_parser_accepts_valid_documents)
@@ -1105,9 +1138,8 @@ START_TEST(g1_close_and_its_release_are_traced)
 {
 	struct child_run run;
 	struct trace_file t;
-	run_traced("g1", NULL, &run, &t);
 	long long inode, fd;
-	reported_socket(&run, &inode, &fd);
+	run_traced_socket("g1", NULL, &run, &t, &inode, &fd);
 	assert_all_from(&t, run.pid);
 
 	const struct json_value *c = only_line(&t, "close", inode);
@@ -1269,15 +1301,34 @@ START_TEST(churn_holds_every_socket_and_traces_every_release)
 }
 END_TEST
 
+/* The close line of a dup2() onto a socket (written by the reaper) carries
+ * the number dup2() returned. */
+START_TEST(dup2_onto_a_socket_is_an_implicit_close_with_its_result)
+{
+	struct child_run run;
+	struct trace_file t;
+	long long inode, fd;
+	run_traced_socket("dup2", NULL, &run, &t, &inode, &fd);
+	const struct json_value *c = only_line(&t, "implicit-close-dup2", inode);
+	assert_string(c, "row", "G1");
+	assert_string(c, "action", "hand-off");
+	ck_assert_int_eq(integer_of(c, "fd"), fd);
+	ck_assert_int_eq(integer_of(c, "result"), fd);
+	ck_assert(json_get(c, "held_fd") != NULL);
+	assert_string(only_line(&t, "release", inode), "outcome", "fin-acked");
+	free_trace(&t);
+	free_child_run(&run);
+}
+END_TEST
+
 /* A hand-off that cannot hold a copy says so: action "degrade", no
  * held_fd, and no release line (nothing was held). */
 START_TEST(degraded_hand_off_is_traced_as_degrade)
 {
 	struct child_run run;
 	struct trace_file t;
-	run_traced("degrade", "WSPCLOSE_MAX_HELD=1", &run, &t);
 	long long inode, fd;
-	reported_socket(&run, &inode, &fd);
+	run_traced_socket("degrade", "WSPCLOSE_MAX_HELD=1", &run, &t, &inode, &fd);
 	const struct json_value *c = only_line(&t, "close", inode);
 	assert_string(c, "row", "G1");
 	assert_string(c, "action", "degrade");
@@ -1296,9 +1347,8 @@ START_TEST(w1_refusal_is_traced_with_ewouldblock)
 {
 	struct child_run run;
 	struct trace_file t;
-	run_traced("w1", NULL, &run, &t);
 	long long inode, fd;
-	reported_socket(&run, &inode, &fd);
+	run_traced_socket("w1", NULL, &run, &t, &inode, &fd);
 	assert_all_from(&t, run.pid);
 
 	size_t w1 = 0, g1 = 0;
@@ -1350,9 +1400,8 @@ START_TEST(l2_linger_reset_is_traced)
 {
 	struct child_run run;
 	struct trace_file t;
-	run_traced("l2", NULL, &run, &t);
 	long long inode, fd;
-	reported_socket(&run, &inode, &fd);
+	run_traced_socket("l2", NULL, &run, &t, &inode, &fd);
 	const struct json_value *c = only_line(&t, "close", inode);
 	assert_string(c, "row", "L2");
 	ck_assert_int_eq(integer_of(c, "result"), 0);
@@ -1370,9 +1419,8 @@ START_TEST(shutdown_is_traced_and_close_is_g2)
 {
 	struct child_run run;
 	struct trace_file t;
-	run_traced("shutdown", NULL, &run, &t);
 	long long inode, fd;
-	reported_socket(&run, &inode, &fd);
+	run_traced_socket("shutdown", NULL, &run, &t, &inode, &fd);
 	const struct json_value *sh = only_line(&t, "shutdown", inode);
 	assert_string(sh, "how", "SHUT_WR");
 	ck_assert_int_eq(integer_of(sh, "fd"), fd);
@@ -1390,9 +1438,8 @@ START_TEST(linger_and_dontlinger_changes_are_traced)
 {
 	struct child_run run;
 	struct trace_file t;
-	run_traced("linger", NULL, &run, &t);
 	long long inode, fd;
-	reported_socket(&run, &inode, &fd);
+	run_traced_socket("linger", NULL, &run, &t, &inode, &fd);
 	const struct json_value *set = NULL, *dont = NULL;
 	for (size_t i = 0; i < t.count; i++) {
 		if (!line_is(t.lines[i], "linger", inode))
@@ -1597,9 +1644,8 @@ START_TEST(passthrough_says_what_windows_would_do)
 {
 	struct child_run run;
 	struct trace_file t;
-	run_traced("passthrough-w1", "WSPCLOSE_PASSTHROUGH=1", &run, &t);
 	long long inode, fd;
-	reported_socket(&run, &inode, &fd);
+	run_traced_socket("passthrough-w1", "WSPCLOSE_PASSTHROUGH=1", &run, &t, &inode, &fd);
 	const struct json_value *c = only_line(&t, "close", inode);
 	assert_string(c, "row", "W1");
 	ck_assert_int_eq(integer_of(c, "result"), 0);
@@ -1638,6 +1684,7 @@ static Suite *trace_suite(void)
 	tcase_add_test(rows, exit_right_after_closes_loses_no_line);
 	tcase_add_test(rows, churn_holds_every_socket_and_traces_every_release);
 	tcase_add_test(rows, degraded_hand_off_is_traced_as_degrade);
+	tcase_add_test(rows, dup2_onto_a_socket_is_an_implicit_close_with_its_result);
 	tcase_add_test(rows, w1_refusal_is_traced_with_ewouldblock);
 	tcase_add_test(rows, l2_linger_reset_is_traced);
 	tcase_add_test(rows, shutdown_is_traced_and_close_is_g2);
