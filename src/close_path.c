@@ -572,13 +572,17 @@ static int close_buried(struct close_request *r)
 
 static int close_request_dispatch(struct close_request *r);
 
+/* The common case: not a socket we know of. Its close is one table load
+ * and the real close(), nothing else (not even a table write). */
+static bool unknown_to_the_library(int fd)
+{
+	struct fd_entry *e = files_unshared ? NULL : fd_table_entry(fd);
+	return e == NULL || atomic_load_explicit(&e->state, memory_order_acquire) == 0;
+}
+
 static int close_request_run(struct close_request *r)
 {
-	/* The common case first: not a socket we know of, one table load and
-	 * the real close(), nothing else (not even a table write). */
-	struct fd_entry *e = files_unshared ? NULL : fd_table_entry(r->fd);
-	if (r->replacement < 0 &&
-	    (e == NULL || atomic_load_explicit(&e->state, memory_order_acquire) == 0))
+	if (r->replacement < 0 && unknown_to_the_library(r->fd))
 		return libc_close(r->fd);
 	closing_here++;
 	int rc = close_request_dispatch(r);
@@ -639,6 +643,8 @@ static int close_request_dispatch(struct close_request *r)
 
 int close_path_close(int fd, enum close_origin origin)
 {
+	if (unknown_to_the_library(fd))
+		return libc_close(fd); /* before a close_request is even set up */
 	struct close_request r = { .fd = fd, .origin = origin, .replacement = -1 };
 	return close_request_run(&r);
 }
