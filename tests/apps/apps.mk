@@ -6,7 +6,7 @@
 EXTRA_PROGRAMS += tests/apps/w1_event_loop
 tests_apps_w1_event_loop_SOURCES = tests/apps/w1_event_loop.c
 
-EXTRA_DIST += tests/apps/run-apps.sh
+EXTRA_DIST += tests/apps/run-apps.sh tests/harness.sh
 
 .PHONY: check-apps
 check-apps: src/libwspclose.la tests/apps/w1_event_loop

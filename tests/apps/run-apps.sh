@@ -44,7 +44,7 @@ if [ ! -x "$w1_program" ]; then
 	exit 2
 fi
 
-log() { printf '%s: %s\n' "$me" "$*"; }
+. "$(dirname "$0")/../harness.sh" # log, pass_if, forget_pid
 
 # ---------------------------------------------------------------- packages
 
@@ -114,17 +114,8 @@ SETTLE_SECONDS=5
 
 started_at=$SECONDS
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/wspclose-apps.XXXXXX") || exit 2
-declare -a server_pids=()
+declare -a pids=()
 load_pid=$$
-
-# forget_pid PID: no longer ours to stop (exited and reaped).
-forget_pid() {
-	local p kept=()
-	for p in "${server_pids[@]}"; do
-		[ "$p" = "$1" ] || kept+=("$p")
-	done
-	server_pids=("${kept[@]}")
-}
 
 # stop_pid PID [SIGNAL]: SIGNAL (TERM), then KILL after 5 s; reaps it.
 stop_pid() {
@@ -143,7 +134,7 @@ stop_pid() {
 
 cleanup() {
 	local pid
-	for pid in "${server_pids[@]}"; do
+	for pid in "${pids[@]}"; do
 		stop_pid "$pid"
 	done
 	rm -rf "$tmp"
@@ -172,8 +163,6 @@ record() {
 		[ -n "${6:-}" ] && log "FAIL: $1: $2: $6"
 	fi
 }
-
-pass_if() { if "$@"; then echo PASS; else echo FAIL; fi; }
 
 # Results, keyed NAME.WHAT.MODE, accumulated over the rounds.
 declare -A R=()
@@ -376,7 +365,7 @@ EOF
 	env "${envs[@]}" nginx -p "$dir" -c "$dir/nginx.conf" -e "$dir/logs/error.log" \
 		>"$dir/stdout" 2>"$dir/stderr" &
 	master=$!
-	server_pids+=("$master")
+	pids+=("$master")
 	add "nginx.starts.$mode" 1
 	if ! wait_listen "$port" "$master"; then
 		log "nginx ($mode) did not start:"
@@ -423,7 +412,7 @@ redis_phase() {
 		--logfile "$dir/redis.log" --maxclients 1000 \
 		>"$dir/stdout" 2>"$dir/stderr" &
 	pid=$!
-	server_pids+=("$pid")
+	pids+=("$pid")
 	add "redis.runs.$mode" 1
 	if ! wait_listen "$port" "$pid"; then
 		log "redis-server ($mode) did not start:"
@@ -477,7 +466,7 @@ signal.signal(signal.SIGTERM, lambda *args: sys.exit(0))
 runpy.run_module("http.server", run_name="__main__", alter_sys=True)' \
 		--bind 127.0.0.1 --directory "$tmp/www" "$port" >"$dir/stdout" 2>"$dir/stderr" &
 	pid=$!
-	server_pids+=("$pid")
+	pids+=("$pid")
 	add "python.starts.$mode" 1
 	if ! wait_listen "$port" "$pid"; then
 		log "python3 -m http.server ($mode) did not start:"
@@ -509,13 +498,13 @@ socat_phase() {
 	timeout 120 socat -u "TCP-LISTEN:$out_port,bind=127.0.0.1,reuseaddr" \
 		"CREATE:$dir/out.bin" 2>"$dir/sink.err" &
 	sink=$!
-	server_pids+=("$sink")
+	pids+=("$sink")
 	wait_listen "$out_port" "$sink" || { log "socat sink did not start"; return 1; }
 	# The relay, with the library in the "with" mode.
 	timeout 120 env "${envs[@]}" socat "TCP-LISTEN:$in_port,bind=127.0.0.1,reuseaddr" \
 		"TCP:127.0.0.1:$out_port" 2>"$dir/relay.err" &
 	relay=$!
-	server_pids+=("$relay")
+	pids+=("$relay")
 	wait_listen "$in_port" "$relay" || { log "socat relay did not start"; return 1; }
 	t0=$(date +%s%N)
 	timeout 120 socat -u "OPEN:$big_file" "TCP:127.0.0.1:$in_port" 2>"$dir/source.err"

@@ -73,16 +73,7 @@ ip_b=192.0.2.2
 ns_made=()
 declare -a pids=()
 
-log() { printf '%s: %s\n' "$me" "$*"; }
-
-# forget_pid PID: exited and reaped, no longer ours to stop.
-forget_pid() {
-	local p kept=()
-	for p in "${pids[@]}"; do
-		[ "$p" = "$1" ] || kept+=("$p")
-	done
-	pids=("${kept[@]}")
-}
+. "$(dirname "$0")/../harness.sh" # log, pass_if, forget_pid
 
 stop_all() {
 	local p
@@ -124,7 +115,6 @@ record() {
 	fi
 }
 
-pass_if() { if "$@"; then echo PASS; else echo FAIL; fi; }
 
 skip() {
 	echo "SKIP: $1: $2"
