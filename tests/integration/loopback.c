@@ -206,7 +206,8 @@ int lb_send_pattern(int fd, uint64_t *offset, size_t len)
 	return 0;
 }
 
-ssize_t lb_fill_send_queue(int fd, uint64_t *offset)
+/* settle: after EAGAIN, wait until the queue is really stuck. */
+static ssize_t fill_send_queue(int fd, uint64_t *offset, bool settle)
 {
 	unsigned char buf[4096];
 	ssize_t total = 0;
@@ -227,7 +228,7 @@ ssize_t lb_fill_send_queue(int fd, uint64_t *offset)
 			/* On loopback the last segments may still be in flight
 			 * to the peer's receive queue; wait until the queue is
 			 * really stuck (a short poll for POLLOUT times out). */
-			if (lb_poll(fd, POLLOUT, 50) == 0)
+			if (!settle || lb_poll(fd, POLLOUT, 50) == 0)
 				return total;
 			if (lb_now_ms() > deadline)
 				return total;
@@ -235,6 +236,16 @@ ssize_t lb_fill_send_queue(int fd, uint64_t *offset)
 		}
 		return -1;
 	}
+}
+
+ssize_t lb_fill_send_queue(int fd, uint64_t *offset)
+{
+	return fill_send_queue(fd, offset, true);
+}
+
+ssize_t lb_fill_send_queue_quick(int fd, uint64_t *offset)
+{
+	return fill_send_queue(fd, offset, false);
 }
 
 const char *lb_end_name(enum lb_end end)

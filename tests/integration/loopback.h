@@ -48,6 +48,9 @@ int lb_send_pattern(int fd, uint64_t *offset, size_t len);
  * SIOCOUTQ > 0. Does not change O_NONBLOCK. Advances *offset; returns the
  * number of bytes queued by this call, or -1 with errno. */
 ssize_t lb_fill_send_queue(int fd, uint64_t *offset);
+/* The same, returning at the first EAGAIN without waiting for the queue to
+ * settle (fast; the peer must not be reading): SIOCOUTQ > 0 afterwards. */
+ssize_t lb_fill_send_queue_quick(int fd, uint64_t *offset);
 
 /* How the drainer's stream ended. */
 enum lb_end {

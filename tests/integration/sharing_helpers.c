@@ -343,29 +343,6 @@ int sh_pair_via(int listener, int sndbuf, int *client, int *peer)
 	return 0;
 }
 
-ssize_t sh_fill_quick(int fd, uint64_t *offset)
-{
-	unsigned char buf[4096];
-	ssize_t total = 0;
-
-	for (;;) {
-		for (size_t i = 0; i < sizeof(buf); i++)
-			buf[i] = lb_pattern_byte(*offset + i);
-		ssize_t r = send(fd, buf, sizeof(buf), MSG_DONTWAIT | MSG_NOSIGNAL);
-
-		if (r > 0) {
-			*offset += (uint64_t)r;
-			total += r;
-			continue;
-		}
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-			return total;
-		return -1;
-	}
-}
-
 /* ------------------------------------------------------ observation */
 
 bool sh_fd_is_open(int fd)

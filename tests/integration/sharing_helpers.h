@@ -86,10 +86,6 @@ int sh_accept(int listener, int timeout_ms);
  * accepts it. Returns 0 or -1. */
 int sh_pair_via(int listener, int sndbuf, int *client, int *peer);
 
-/* Queues pattern bytes with MSG_DONTWAIT until EAGAIN, without waiting for
- * the queue to settle (fast; the peer must not be reading): SIOCOUTQ > 0
- * afterwards. Advances *offset; returns the bytes queued or -1. */
-ssize_t sh_fill_quick(int fd, uint64_t *offset);
 
 /* ------------------------------------------------------ observation */
 

@@ -64,7 +64,7 @@ static int prepare_conn(struct conn *c, enum close_kind kind)
 			return -1;
 		break;
 	case KIND_G1_PENDING:
-		if (sh_fill_quick(c->client, &c->sent) <= 0)
+		if (lb_fill_send_queue_quick(c->client, &c->sent) <= 0)
 			return -1;
 		break;
 	case KIND_G1_UNREAD:
