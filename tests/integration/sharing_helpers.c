@@ -343,6 +343,40 @@ int sh_pair_via(int listener, int sndbuf, int *client, int *peer)
 	return 0;
 }
 
+int sh_held_case_start(struct sh_held_case *hc)
+{
+	hc->sent = 0;
+	if (lb_pair_open_small(&hc->pair, AF_INET) != 0)
+		return -1;
+	if (lb_fill_send_queue(hc->pair.client, &hc->sent) <= 0) {
+		lb_pair_close(&hc->pair);
+		return -1;
+	}
+	hc->inode = lb_socket_inode(hc->pair.client);
+	int rc = close(hc->pair.client);
+	hc->pair.client = -1;
+	return rc;
+}
+
+bool sh_held_case_finish(struct sh_held_case *hc, char *msg, size_t len)
+{
+	struct lb_drain_result r;
+	bool ok = false;
+
+	lb_drain_now(hc->pair.peer, SH_DRAIN_MS, &r);
+	if (r.end != LB_END_EOF || r.bytes != hc->sent || !r.pattern_ok)
+		snprintf(msg, len, "held connection: the peer got %llu of %llu bytes (pattern %s), then %s",
+			 (unsigned long long)r.bytes, (unsigned long long)hc->sent,
+			 r.pattern_ok ? "ok" : "corrupt", lb_end_name(r.end));
+	else if (!lb_wait_socket_gone(hc->inode, SH_HELD_MIN_FD, 2000))
+		snprintf(msg, len, "the held copy of socket:[%lu] was not released after the peer read everything",
+			 (unsigned long)hc->inode);
+	else
+		ok = true;
+	lb_pair_close(&hc->pair);
+	return ok;
+}
+
 /* ------------------------------------------------------ observation */
 
 bool sh_fd_is_open(int fd)

@@ -87,6 +87,21 @@ int sh_accept(int listener, int timeout_ms);
 int sh_pair_via(int listener, int sndbuf, int *client, int *peer);
 
 
+/* A G1 close with the send queue full (the peer not reading): the library
+ * holds a copy of the socket until the peer has read everything. */
+struct sh_held_case {
+	struct lb_pair pair;
+	uint64_t sent;
+	ino_t inode;
+};
+
+/* Opens the pair, fills the client's queue and closes the client. Returns
+ * 0, or -1 with errno. */
+int sh_held_case_start(struct sh_held_case *hc);
+/* The peer reads every byte then EOF, and the held copy is released within
+ * 2 s: true; otherwise false with the reason in msg. Closes the pair. */
+bool sh_held_case_finish(struct sh_held_case *hc, char *msg, size_t len);
+
 /* ------------------------------------------------------ observation */
 
 void sh_sleep_ms(int ms);

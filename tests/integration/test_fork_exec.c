@@ -23,41 +23,29 @@ extern char **environ;
 
 #define CHILD_MS 10000
 
+/* sh_held_case, and where its copy is held. */
 struct held_case {
-	struct lb_pair pair;
-	uint64_t sent;
-	ino_t inode;
+	struct sh_held_case held;
 	int held_fd;
 };
 
 static void start_held_case(struct held_case *hc)
 {
-	hc->sent = 0;
-	ck_assert(lb_pair_open_small(&hc->pair, AF_INET) == 0);
-	ck_assert(lb_fill_send_queue(hc->pair.client, &hc->sent) > 0);
-	hc->inode = lb_socket_inode(hc->pair.client);
-	ck_assert(close(hc->pair.client) == 0);
-	hc->pair.client = -1;
-	hc->held_fd = lb_find_socket_fd(hc->inode, SH_HELD_MIN_FD);
+	ck_assert(sh_held_case_start(&hc->held) == 0);
+	hc->held_fd = lb_find_socket_fd(hc->held.inode, SH_HELD_MIN_FD);
 	ck_assert_msg(hc->held_fd >= 0,
 		      "G1 close with data pending: no copy of socket:[%lu] is held at >= %d",
-		      (unsigned long)hc->inode, SH_HELD_MIN_FD);
+		      (unsigned long)hc->held.inode, SH_HELD_MIN_FD);
 }
 
 static void finish_held_case(struct held_case *hc, const char *after)
 {
-	struct lb_drain_result r;
+	char why[256];
 
-	ck_assert_msg(lb_find_socket_fd(hc->inode, SH_HELD_MIN_FD) >= 0,
+	ck_assert_msg(lb_find_socket_fd(hc->held.inode, SH_HELD_MIN_FD) >= 0,
 		      "%s: the parent's held copy is gone before its peer read anything", after);
-	lb_drain_now(hc->pair.peer, SH_DRAIN_MS, &r);
-	ck_assert_msg(r.end == LB_END_EOF && r.bytes == hc->sent && r.pattern_ok,
-		      "%s: the parent's held connection: the peer got %llu of %llu bytes (pattern %s), then %s",
-		      after, (unsigned long long)r.bytes, (unsigned long long)hc->sent,
-		      r.pattern_ok ? "ok" : "corrupt", lb_end_name(r.end));
-	ck_assert_msg(lb_wait_socket_gone(hc->inode, SH_HELD_MIN_FD, 2000),
-		      "%s: the parent's held copy was not released after the peer read everything", after);
-	lb_pair_close(&hc->pair);
+	ck_assert_msg(sh_held_case_finish(&hc->held, why, sizeof why), "%s: the parent's %s",
+		      after, why);
 }
 
 /* ------------------------------------------------------ fork */
@@ -85,7 +73,7 @@ START_TEST(forked_child_inherits_no_held_copy)
 	char why[1024];
 
 	start_held_case(&hc);
-	ck_assert_msg(sh_run_in_child(child_has_no_held_copies, &hc.inode, CHILD_MS, why, sizeof(why)),
+	ck_assert_msg(sh_run_in_child(child_has_no_held_copies, &hc.held.inode, CHILD_MS, why, sizeof(why)),
 		      "%s", why);
 	finish_held_case(&hc, "after the child exited");
 }
@@ -173,7 +161,7 @@ START_TEST(held_copies_are_cloexec_and_never_survive_exec)
 	ck_assert_msg(flags >= 0 && (flags & O_CLOEXEC),
 		      "the held copy fd %d has flags 0%o: no O_CLOEXEC", hc.held_fd, flags);
 	list_fds_of_an_exec(_i, listing, sizeof(listing));
-	snprintf(want, sizeof(want), "socket:[%lu]", (unsigned long)hc.inode);
+	snprintf(want, sizeof(want), "socket:[%lu]", (unsigned long)hc.held.inode);
 	ck_assert_msg(strstr(listing, want) == NULL,
 		      "a program exec'd through %s has the held %s open:\n%s", exec_ways[_i], want, listing);
 	for (char *line = strtok(listing, "\n"); line != NULL; line = strtok(NULL, "\n")) {

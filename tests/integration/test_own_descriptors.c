@@ -17,36 +17,15 @@
 #define CHILD_MS 14000
 #define MAX_FDS 512
 
-/* A G1 close with the send queue full: the library holds a copy. */
-struct held_case {
-	struct lb_pair pair;
-	uint64_t sent;
-	ino_t inode;
-};
-
-static void start_held_case(struct held_case *hc)
+static void start_held_case(struct sh_held_case *hc)
 {
-	hc->sent = 0;
-	ck_assert(lb_pair_open_small(&hc->pair, AF_INET) == 0);
-	ck_assert(lb_fill_send_queue(hc->pair.client, &hc->sent) > 0);
-	hc->inode = lb_socket_inode(hc->pair.client);
-	ck_assert(close(hc->pair.client) == 0);
-	hc->pair.client = -1;
+	ck_assert(sh_held_case_start(hc) == 0);
 }
 
-static void finish_held_case(struct held_case *hc)
+static void finish_held_case(struct sh_held_case *hc)
 {
-	struct lb_drain_result r;
-
-	lb_drain_now(hc->pair.peer, SH_DRAIN_MS, &r);
-	ck_assert_msg(r.end == LB_END_EOF && r.bytes == hc->sent && r.pattern_ok,
-		      "held connection: the peer got %llu of %llu bytes (pattern %s), then %s",
-		      (unsigned long long)r.bytes, (unsigned long long)hc->sent,
-		      r.pattern_ok ? "ok" : "corrupt", lb_end_name(r.end));
-	ck_assert_msg(lb_wait_socket_gone(hc->inode, SH_HELD_MIN_FD, 2000),
-		      "the held copy of socket:[%lu] was not released after the peer read everything",
-		      (unsigned long)hc->inode);
-	lb_pair_close(&hc->pair);
+	char why[256];
+	ck_assert_msg(sh_held_case_finish(hc, why, sizeof why), "%s", why);
 }
 
 enum library_fd_kind { LIB_HELD, LIB_EPOLL, LIB_EVENTFD, LIB_KINDS };
@@ -113,7 +92,7 @@ static void describe(const int *fds, int n, char *buf, size_t len)
 
 /* Finds the library's descriptors after a held G1 close; fails unless the
  * held copy, an epoll fd and an eventfd are among them, all >= 1024. */
-static int find_library_fds(const int *before, int n_before, struct held_case *hc, int *lib,
+static int find_library_fds(const int *before, int n_before, struct sh_held_case *hc, int *lib,
 			    int max)
 {
 	int mine[] = { hc->pair.listener, hc->pair.peer };
@@ -138,7 +117,7 @@ START_TEST(library_descriptors_are_not_open_for_the_app)
 {
 	int before[MAX_FDS], lib[64];
 	int n_before = sh_list_fds(before, MAX_FDS);
-	struct held_case hc;
+	struct sh_held_case hc;
 
 	start_held_case(&hc);
 	int n = find_library_fds(before, n_before, &hc, lib, 64);
@@ -193,7 +172,7 @@ START_TEST(dup2_onto_a_library_descriptor_moves_it_away)
 	bool use_dup3 = _i >= LIB_KINDS;
 	int before[MAX_FDS], lib[64];
 	int n_before = sh_list_fds(before, MAX_FDS);
-	struct held_case hc;
+	struct sh_held_case hc;
 	char why[512], want[128], got[128];
 	int p[2];
 
