@@ -51,6 +51,21 @@ static void send_all(int fd, long bytes)
 	}
 }
 
+/* Connects, says CONNECTED, waits for the script's go file (the fault is
+ * in place), then sends `bytes`. Returns the socket, or -1 without a go. */
+static int connect_then_send(const char *ip, const char *port, long bytes, const char *go_file)
+{
+	int fd = connect_to(ip, port);
+	printf("CONNECTED\n");
+	fflush(stdout);
+	if (!wait_file(go_file, 30000)) {
+		fprintf(stderr, "%s: no go file\n", prog);
+		return -1;
+	}
+	send_all(fd, bytes);
+	return fd;
+}
+
 /* Socket descriptors of this process, listed for the report. */
 static int socket_fds(int *list, int max)
 {
@@ -62,16 +77,10 @@ static int socket_fds(int *list, int max)
 /* L1/L2: a blocking close with linger {1,N} while the peer's ACKs are dropped. */
 static int run_linger(char **argv)
 {
-	int fd = connect_to(argv[0], argv[1]);
 	int linger_s = atoi(argv[2]);
-	long bytes = atol(argv[3]);
-	printf("CONNECTED\n");
-	fflush(stdout);
-	if (!wait_file(argv[4], 30000)) {
-		fprintf(stderr, "%s: no go file\n", prog);
+	int fd = connect_then_send(argv[0], argv[1], atol(argv[3]), argv[4]);
+	if (fd < 0)
 		return 2;
-	}
-	send_all(fd, bytes);
 	struct linger l = { .l_onoff = 1, .l_linger = linger_s };
 	if (setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l) != 0)
 		fail(prog, "setsockopt(SO_LINGER)");
@@ -94,15 +103,9 @@ static int run_linger(char **argv)
  * and released at WSPCLOSE_GRACE_MS (watched in /proc/self/fd). */
 static int run_g1_hold(char **argv)
 {
-	int fd = connect_to(argv[0], argv[1]);
-	long bytes = atol(argv[2]);
-	printf("CONNECTED\n");
-	fflush(stdout);
-	if (!wait_file(argv[3], 30000)) {
-		fprintf(stderr, "%s: no go file\n", prog);
+	int fd = connect_then_send(argv[0], argv[1], atol(argv[2]), argv[3]);
+	if (fd < 0)
 		return 2;
-	}
-	send_all(fd, bytes);
 	int pending = outq(fd);
 	int before[8];
 	int socks_before = socket_fds(before, 8);
