@@ -4,7 +4,7 @@
 # with libwspclose preloaded; results are compared (tests/apps/run-apps.sh).
 
 EXTRA_PROGRAMS += tests/apps/w1_event_loop
-tests_apps_w1_event_loop_SOURCES = tests/apps/w1_event_loop.c
+tests_apps_w1_event_loop_SOURCES = tests/apps/w1_event_loop.c tests/proc_fds.h
 
 EXTRA_DIST += tests/apps/run-apps.sh tests/harness.sh
 

@@ -18,6 +18,8 @@
 #include <unistd.h>
 #include <arpa/inet.h>
 
+#include "../proc_fds.h"
+
 #define HEADER_BYTES 12 /* 4-byte connection id, 8-byte payload length */
 #define MAX_CONNS 1024
 
@@ -56,30 +58,12 @@ static void set_linger(int fd, int seconds)
 		die("setsockopt(SO_LINGER)");
 }
 
-static int count_fds(int *sockets)
+/* Descriptors open now (`sockets`: how many are sockets). */
+static int fds_open(int *sockets)
 {
-	DIR *d = opendir("/proc/self/fd");
-	if (d == NULL)
+	int total = count_fds(sockets, NULL, 0);
+	if (total < 0)
 		die("opendir(/proc/self/fd)");
-	int total = 0, socks = 0;
-	struct dirent *e;
-	while ((e = readdir(d)) != NULL) {
-		if (e->d_name[0] == '.')
-			continue;
-		if (atoi(e->d_name) == dirfd(d))
-			continue;
-		total++;
-		char link[64];
-		ssize_t n = readlinkat(dirfd(d), e->d_name, link, sizeof link - 1);
-		if (n > 0) {
-			link[n] = '\0';
-			if (strncmp(link, "socket:", 7) == 0)
-				socks++;
-		}
-	}
-	closedir(d);
-	if (sockets)
-		*sockets = socks;
 	return total;
 }
 
@@ -423,7 +407,7 @@ int main(int argc, char **argv)
 		usage();
 
 	int socks_before;
-	int fds_before = count_fds(&socks_before);
+	int fds_before = fds_open(&socks_before);
 	int64_t t0 = now_ns();
 
 	int listener = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -449,7 +433,7 @@ int main(int argc, char **argv)
 	/* No descriptor left behind: wait (bounded) for teardowns to finish. */
 	int socks_after = 0, fds_after = 0;
 	for (int i = 0; i < 300; i++) {
-		fds_after = count_fds(&socks_after);
+		fds_after = fds_open(&socks_after);
 		if (fds_after == fds_before && socks_after == socks_before)
 			break;
 		struct timespec ts = { 0, 10000000 };

@@ -1,5 +1,6 @@
 /* tests/faults/fault_common.h: what the fault-injection helpers share: clock,
- * payload pattern and checksum, descriptor counting, go-files, addresses. */
+ * payload pattern and checksum, descriptor counting (proc_fds.h), go-files,
+ * addresses. */
 #ifndef FAULT_COMMON_H
 #define FAULT_COMMON_H
 
@@ -17,6 +18,8 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "../proc_fds.h"
 
 /* Header of a loss-test transfer: seed and payload length (both u32, host
  * order); the payload follows, then its 64-bit FNV-1a checksum. */
@@ -70,36 +73,6 @@ static inline uint8_t pattern_next(struct pattern *p)
 static inline uint64_t fnv1a(uint64_t h, uint8_t byte)
 {
 	return (h ^ byte) * FNV_PRIME;
-}
-
-/* Counts this process's descriptors (`sockets`: those that are sockets);
- * lists the socket numbers into `list` (up to `max`). */
-static inline int count_fds(int *sockets, int *list, int max)
-{
-	DIR *d = opendir("/proc/self/fd");
-	if (d == NULL)
-		return -1;
-	int total = 0, socks = 0;
-	struct dirent *e;
-	while ((e = readdir(d)) != NULL) {
-		if (e->d_name[0] == '.' || atoi(e->d_name) == dirfd(d))
-			continue;
-		total++;
-		char link[64];
-		ssize_t n = readlinkat(dirfd(d), e->d_name, link, sizeof link - 1);
-		if (n > 0) {
-			link[n] = '\0';
-			if (strncmp(link, "socket:", 7) == 0) {
-				if (list && socks < max)
-					list[socks] = atoi(e->d_name);
-				socks++;
-			}
-		}
-	}
-	closedir(d);
-	if (sockets)
-		*sockets = socks;
-	return total;
 }
 
 /* Waits until `path` exists; false after `timeout_ms`. */

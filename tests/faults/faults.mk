@@ -4,8 +4,8 @@
 # rules inside the namespaces (tests/faults/run-faults.sh).
 
 EXTRA_PROGRAMS += tests/faults/fault_closer tests/faults/fault_peer
-tests_faults_fault_closer_SOURCES = tests/faults/fault_closer.c tests/faults/fault_common.h
-tests_faults_fault_peer_SOURCES = tests/faults/fault_peer.c tests/faults/fault_common.h
+tests_faults_fault_closer_SOURCES = tests/faults/fault_closer.c tests/faults/fault_common.h tests/proc_fds.h
+tests_faults_fault_peer_SOURCES = tests/faults/fault_peer.c tests/faults/fault_common.h tests/proc_fds.h
 
 EXTRA_DIST += tests/faults/run-faults.sh
 
