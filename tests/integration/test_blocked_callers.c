@@ -202,58 +202,51 @@ static void unblock_by_datagram(void *ctx)
 
 /* ------------------------------------------------------ tests */
 
-START_TEST(recv_returns_after_close)
+/* A thread blocks on the client of a loopback pair (send: with its queue
+ * full first); close() of the client must wake it (`unblock` is the
+ * fallback that would wake it without the library). */
+static void close_blocked_client(enum block_kind kind, void (*unblock)(void *))
 {
 	struct lb_pair pair;
 	struct blocker b;
 
-	ck_assert(lb_pair_open(&pair, AF_INET, 0, 0) == 0);
-	start_blocker(&b, BLOCK_RECV, pair.client);
-	close_and_expect_wakeup(&b, unblock_by_closing, &pair.peer);
+	if (kind == BLOCK_SEND) {
+		uint64_t sent = 0;
+
+		ck_assert(lb_pair_open_small(&pair, AF_INET) == 0);
+		ck_assert(lb_fill_send_queue(pair.client, &sent) > 0);
+	} else {
+		ck_assert(lb_pair_open(&pair, AF_INET, 0, 0) == 0);
+	}
+	if (kind == BLOCK_SELECT)
+		ck_assert(pair.client < FD_SETSIZE);
+	start_blocker(&b, kind, pair.client);
+	close_and_expect_wakeup(&b, unblock, &pair.peer);
 	pair.client = -1;
 	lb_pair_close(&pair);
+}
+
+START_TEST(recv_returns_after_close)
+{
+	close_blocked_client(BLOCK_RECV, unblock_by_closing);
 }
 END_TEST
 
 START_TEST(send_returns_after_close)
 {
-	struct lb_pair pair;
-	struct blocker b;
-	uint64_t sent = 0;
-
-	ck_assert(lb_pair_open_small(&pair, AF_INET) == 0);
-	ck_assert(lb_fill_send_queue(pair.client, &sent) > 0);
-	start_blocker(&b, BLOCK_SEND, pair.client);
-	close_and_expect_wakeup(&b, unblock_by_closing, &pair.peer);
-	pair.client = -1;
-	lb_pair_close(&pair);
+	close_blocked_client(BLOCK_SEND, unblock_by_closing);
 }
 END_TEST
 
 START_TEST(poll_returns_after_close)
 {
-	struct lb_pair pair;
-	struct blocker b;
-
-	ck_assert(lb_pair_open(&pair, AF_INET, 0, 0) == 0);
-	start_blocker(&b, BLOCK_POLL, pair.client);
-	close_and_expect_wakeup(&b, unblock_by_sending, &pair.peer);
-	pair.client = -1;
-	lb_pair_close(&pair);
+	close_blocked_client(BLOCK_POLL, unblock_by_sending);
 }
 END_TEST
 
 START_TEST(select_returns_after_close)
 {
-	struct lb_pair pair;
-	struct blocker b;
-
-	ck_assert(lb_pair_open(&pair, AF_INET, 0, 0) == 0);
-	ck_assert(pair.client < FD_SETSIZE);
-	start_blocker(&b, BLOCK_SELECT, pair.client);
-	close_and_expect_wakeup(&b, unblock_by_sending, &pair.peer);
-	pair.client = -1;
-	lb_pair_close(&pair);
+	close_blocked_client(BLOCK_SELECT, unblock_by_sending);
 }
 END_TEST
 
