@@ -24,6 +24,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_scale_util.h"
+
+#define PROG "bench_close"
+
 extern char **environ;
 
 /* Defaults: small enough for a whole `make bench` to take a few seconds, big
@@ -43,63 +47,6 @@ extern char **environ;
 #define CHILD_TIMEOUT_MS 60000       /* one measuring child, generous */
 #define TEARDOWN_WAIT_MS 5000        /* per child, all batches together */
 
-/* ------------------------------------------------------------ small helpers */
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static void sleep_ms(long ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-
-	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
-		;
-}
-
-static void die(const char *what)
-{
-	fprintf(stderr, "bench_close: %s: %s\n", what, strerror(errno));
-	exit(1);
-}
-
-static int compare_doubles(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return (x > y) - (x < y);
-}
-
-/* Sorts `values` in place. */
-static double median_of(double *values, size_t count)
-{
-	if (count == 0)
-		return 0.0;
-	qsort(values, count, sizeof *values, compare_doubles);
-	if (count % 2)
-		return values[count / 2];
-	return (values[count / 2 - 1] + values[count / 2]) / 2.0;
-}
-
-static long parse_count(const char *option, const char *text, long min, long max)
-{
-	char *end;
-	long value;
-
-	errno = 0;
-	value = strtol(text, &end, 10);
-	if (errno || end == text || *end || value < min || value > max) {
-		fprintf(stderr, "bench_close: %s wants a number from %ld to %ld, not '%s'\n",
-			option, min, max, text);
-		exit(2);
-	}
-	return value;
-}
-
 /* ------------------------------------------------------------ measure mode */
 
 /* Samples of one benchmark, in ns per operation. */
@@ -115,7 +62,7 @@ static void samples_add(struct samples *s, double ns)
 		s->capacity = s->capacity ? 2 * s->capacity : 1024;
 		s->ns = realloc(s->ns, s->capacity * sizeof *s->ns);
 		if (!s->ns)
-			die("realloc");
+			fatal(PROG, "realloc");
 	}
 	s->ns[s->count++] = ns;
 }
@@ -140,15 +87,15 @@ static void report(const char *name, struct samples *s)
 static void timed_close_groups(const int *fds, int count, int group, struct samples *out)
 {
 	for (int i = 0; i + group <= count; i += group) {
-		uint64_t start = now_ns(), stop;
+		uint64_t start = mono_ns(), stop;
 		int failed = 0;
 
 		for (int j = i; j < i + group; j++)
 			failed |= close(fds[j]);
-		stop = now_ns();
+		stop = mono_ns();
 
 		if (failed)
-			die("close");
+			fatal(PROG, "close");
 		if (out)
 			samples_add(out, (double)(stop - start) / group);
 	}
@@ -176,7 +123,7 @@ static void open_kind(enum nonsocket_kind kind, const char *file_path, int *fds,
 			break;
 		case KIND_PIPE:
 			if (pipe(&fds[i]) != 0)
-				die("pipe");
+				fatal(PROG, "pipe");
 			i++;
 			break;
 		case KIND_EVENTFD:
@@ -184,7 +131,7 @@ static void open_kind(enum nonsocket_kind kind, const char *file_path, int *fds,
 			break;
 		}
 		if (fds[i] < 0)
-			die("open descriptor");
+			fatal(PROG, "open descriptor");
 	}
 }
 
@@ -208,7 +155,7 @@ static void measure_nonsocket(int closes_per_kind)
 	double overall = 0.0;
 
 	if (temp < 0)
-		die("mkstemp");
+		fatal(PROG, "mkstemp");
 	/* Unlinked at once, reopened through /proc: nothing is left behind,
 	 * whatever happens. */
 	unlink(temp_path);
@@ -272,11 +219,11 @@ static int count_open_sockets(void)
 static bool wait_for_socket_count(int expected)
 {
 	static long budget_ms = TEARDOWN_WAIT_MS;
-	uint64_t started = now_ns();
+	uint64_t started = mono_ns();
 	int open_now;
 
 	while ((open_now = count_open_sockets()) > expected) {
-		long waited_ms = (long)((now_ns() - started) / 1000000u);
+		long waited_ms = (long)((mono_ns() - started) / 1000000u);
 
 		if (waited_ms >= budget_ms) {
 			if (budget_ms > 0) /* say it once */
@@ -288,7 +235,7 @@ static bool wait_for_socket_count(int expected)
 		}
 		sleep_ms(1);
 	}
-	budget_ms -= (long)((now_ns() - started) / 1000000u);
+	budget_ms -= (long)((mono_ns() - started) / 1000000u);
 	if (budget_ms < 0)
 		budget_ms = 0;
 	return true;
@@ -300,14 +247,14 @@ static int make_listener(struct sockaddr_in *bound)
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
 	if (fd < 0)
-		die("socket");
+		fatal(PROG, "socket");
 	memset(bound, 0, sizeof *bound);
 	bound->sin_family = AF_INET;
 	bound->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	if (bind(fd, (struct sockaddr *)bound, sizeof *bound) != 0 ||
 	    listen(fd, TCP_BATCH * 2) != 0 ||
 	    getsockname(fd, (struct sockaddr *)bound, &len) != 0)
-		die("listener");
+		fatal(PROG, "listener");
 	return fd;
 }
 
@@ -323,10 +270,10 @@ static bool tcp_batch(int listener, const struct sockaddr_in *addr, int pairs,
 		clients[i] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 		if (clients[i] < 0 ||
 		    connect(clients[i], (const struct sockaddr *)addr, sizeof *addr) != 0)
-			die("connect");
+			fatal(PROG, "connect");
 		peers[i] = accept4(listener, NULL, NULL, SOCK_CLOEXEC);
 		if (peers[i] < 0)
-			die("accept");
+			fatal(PROG, "accept");
 	}
 	timed_close_all(clients, pairs, out);
 	/* The peers have our FIN; their close answers it, which lets the
@@ -360,13 +307,13 @@ static void measure_socket_close(int operations)
 	struct samples s = { 0 };
 
 	for (int i = 0; i < operations + WARMUP_OPS; i++) {
-		uint64_t start = now_ns();
+		uint64_t start = mono_ns();
 		int fd = socket(AF_INET, SOCK_STREAM, 0);
 
 		if (fd < 0 || close(fd) != 0)
-			die("socket+close");
+			fatal(PROG, "socket+close");
 		if (i >= WARMUP_OPS)
-			samples_add(&s, (double)(now_ns() - start));
+			samples_add(&s, (double)(mono_ns() - start));
 	}
 	report("socket-close-unconnected", &s);
 }
@@ -377,9 +324,9 @@ static double clock_read_ns(void)
 	double values[1001];
 
 	for (int i = 0; i < 1001; i++) {
-		uint64_t start = now_ns();
+		uint64_t start = mono_ns();
 
-		values[i] = (double)(now_ns() - start);
+		values[i] = (double)(mono_ns() - start);
 	}
 	return median_of(values, 1001);
 }
@@ -461,7 +408,7 @@ struct round_results {
 
 /* The environment for a child: ours without LD_PRELOAD, plus the library
  * for the WITH configuration (alone, so nothing else skews the comparison). */
-static char **child_environment(const char *preload_entry)
+static char **preload_environment(const char *preload_entry)
 {
 	size_t count = 0, used = 0;
 	char **env;
@@ -470,7 +417,7 @@ static char **child_environment(const char *preload_entry)
 		count++;
 	env = calloc(count + 2, sizeof *env);
 	if (!env)
-		die("calloc");
+		fatal(PROG, "calloc");
 	for (size_t i = 0; i < count; i++)
 		if (strncmp(environ[i], "LD_PRELOAD=", 11) != 0)
 			env[used++] = environ[i];
@@ -515,10 +462,10 @@ static bool run_child(char *const child_argv[], char **env, struct round_results
 	out->preload_mapped = false;
 	out->clock_read_ns = 0;
 	if (pipe2(out_pipe, O_CLOEXEC) != 0)
-		die("pipe");
+		fatal(PROG, "pipe");
 	pid = fork();
 	if (pid < 0)
-		die("fork");
+		fatal(PROG, "fork");
 	if (pid == 0) {
 		dup2(out_pipe[1], STDOUT_FILENO);
 		execve("/proc/self/exe", child_argv, env);
@@ -528,7 +475,7 @@ static bool run_child(char *const child_argv[], char **env, struct round_results
 	close(out_pipe[1]);
 	from_child = fdopen(out_pipe[0], "r");
 	if (!from_child)
-		die("fdopen");
+		fatal(PROG, "fdopen");
 	pfd.fd = out_pipe[0];
 	pfd.events = POLLIN;
 	for (;;) {
@@ -545,7 +492,7 @@ static bool run_child(char *const child_argv[], char **env, struct round_results
 	}
 	fclose(from_child);
 	if (waitpid(pid, &status, 0) != pid)
-		die("waitpid");
+		fatal(PROG, "waitpid");
 	out->clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
 	if (!out->clean)
 		fprintf(stderr, "bench_close: measuring child %d %s %d\n", (int)pid,
@@ -554,24 +501,12 @@ static bool run_child(char *const child_argv[], char **env, struct round_results
 	return out->clean;
 }
 
-static void print_machine(void)
+static void print_machine_line(void)
 {
 	struct utsname uts;
-	char line[256], cpu[256] = "unknown CPU";
-	FILE *info = fopen("/proc/cpuinfo", "r");
+	char cpu[256];
 
-	if (info) {
-		while (fgets(line, sizeof line, info)) {
-			char *colon = strchr(line, ':');
-
-			if (strncmp(line, "model name", 10) == 0 && colon) {
-				snprintf(cpu, sizeof cpu, "%s", colon + 2);
-				cpu[strcspn(cpu, "\n")] = '\0';
-				break;
-			}
-		}
-		fclose(info);
-	}
+	cpu_model(cpu, sizeof cpu, "unknown CPU");
 	if (uname(&uts) == 0)
 		printf("  machine : %s %s %s, %ld CPUs online, %s\n", uts.sysname, uts.release,
 		       uts.machine, sysconf(_SC_NPROCESSORS_ONLN), cpu);
@@ -634,7 +569,7 @@ static int run_driver(const char *self, const char *library, int rounds, int fil
 	char **env[CONFIGS];
 	char resolved[PATH_MAX];
 	bool all_clean = true, preload_ok = true;
-	uint64_t started = now_ns();
+	uint64_t started = mono_ns();
 
 	if (!realpath(library, resolved)) {
 		fprintf(stderr, "bench_close: --library %s: %s\n", library, strerror(errno));
@@ -644,8 +579,8 @@ static int run_driver(const char *self, const char *library, int rounds, int fil
 	snprintf(tcp_arg, sizeof tcp_arg, "%d", tcp_closes);
 	snprintf(socket_arg, sizeof socket_arg, "%d", socket_closes);
 	snprintf(preload_entry, sizeof preload_entry, "LD_PRELOAD=%s", resolved);
-	env[WITHOUT] = child_environment(NULL);
-	env[WITH] = child_environment(preload_entry);
+	env[WITHOUT] = preload_environment(NULL);
+	env[WITH] = preload_environment(preload_entry);
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	printf("bench_close: cost of close() without and with LD_PRELOAD=libwspclose\n");
@@ -661,7 +596,7 @@ static int run_driver(const char *self, const char *library, int rounds, int fil
 	       "            median over rounds of with/without of the same round, and its\n"
 	       "            interquartile range across rounds (the run-to-run noise).\n",
 	       rounds, file_closes, tcp_closes, TCP_BATCH, socket_closes);
-	print_machine();
+	print_machine_line();
 	fflush(stdout);
 
 	for (int r = 0; r < rounds; r++) {
@@ -692,7 +627,7 @@ static int run_driver(const char *self, const char *library, int rounds, int fil
 	       "calling thread spends in close(), not the teardown the reaper finishes later.\n");
 	if (!all_clean)
 		printf("WARNING: a measuring child failed or left sockets open (see stderr).\n");
-	printf("total time: %.1f s\n", (double)(now_ns() - started) / 1e9);
+	printf("total time: %.1f s\n", (double)(mono_ns() - started) / 1e9);
 	free(env[WITHOUT]);
 	free(env[WITH]);
 	return 0; /* benchmarks inform, they do not gate */
@@ -744,13 +679,13 @@ int main(int argc, char **argv)
 		} else if (strcmp(arg, "--library") == 0)
 			library = value;
 		else if (strcmp(arg, "--rounds") == 0)
-			rounds = (int)parse_count(arg, value, 1, MAX_ROUNDS);
+			rounds = (int)parse_long(PROG, arg, value, 1, MAX_ROUNDS);
 		else if (strcmp(arg, "--file-closes") == 0)
-			file_closes = (int)parse_count(arg, value, 2, 1000000);
+			file_closes = (int)parse_long(PROG, arg, value, 2, 1000000);
 		else if (strcmp(arg, "--tcp-closes") == 0)
-			tcp_closes = (int)parse_count(arg, value, 1, 100000);
+			tcp_closes = (int)parse_long(PROG, arg, value, 1, 100000);
 		else if (strcmp(arg, "--socket-closes") == 0)
-			socket_closes = (int)parse_count(arg, value, 1, 1000000);
+			socket_closes = (int)parse_long(PROG, arg, value, 1, 1000000);
 		else {
 			fprintf(stderr, "bench_close: unknown argument '%s'\n", arg);
 			usage(stderr);

@@ -357,24 +357,32 @@ bool task_sample(pid_t tid, struct task_sample *out)
 	return true;
 }
 
+void cpu_model(char *out, size_t len, const char *unknown)
+{
+	char line[256];
+	FILE *f = fopen("/proc/cpuinfo", "r");
+
+	snprintf(out, len, "%s", unknown);
+	if (f == NULL)
+		return;
+	while (fgets(line, sizeof line, f)) {
+		char *colon = strchr(line, ':');
+
+		if (strncmp(line, "model name", 10) == 0 && colon) {
+			snprintf(out, len, "%s", colon + 2);
+			out[strcspn(out, "\n")] = '\0';
+			break;
+		}
+	}
+	fclose(f);
+}
+
 void print_machine(const char *prefix)
 {
 	struct utsname uts;
-	char line[256], model[256] = "unknown";
-	FILE *f = fopen("/proc/cpuinfo", "r");
+	char model[256];
 
-	if (f) {
-		while (fgets(line, sizeof line, f)) {
-			char *colon = strchr(line, ':');
-
-			if (strncmp(line, "model name", 10) == 0 && colon) {
-				snprintf(model, sizeof model, "%s", colon + 2);
-				model[strcspn(model, "\n")] = '\0';
-				break;
-			}
-		}
-		fclose(f);
-	}
+	cpu_model(model, sizeof model, "unknown");
 	if (uname(&uts) == 0)
 		printf("%skernel: %s %s %s\n", prefix, uts.sysname, uts.release, uts.machine);
 	printf("%scpu: %s, %ld online\n", prefix, model, sysconf(_SC_NPROCESSORS_ONLN));

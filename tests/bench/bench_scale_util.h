@@ -64,6 +64,8 @@ struct task_sample {
 };
 bool task_sample(pid_t tid, struct task_sample *out);
 
+/* The CPU's "model name" from /proc/cpuinfo, or `unknown`. */
+void cpu_model(char *out, size_t len, const char *unknown);
 /* uname, CPU model and count: one line each, prefixed by `prefix`. */
 void print_machine(const char *prefix);
 
