@@ -3,8 +3,10 @@
  * not on data ACKs) and in a deadline heap, and are released when our FIN
  * is acknowledged, the peer resets, or the deadline passes (RST).
  *
- * Closers push held copies on a lock-free stack and wake the reaper with
- * its eventfd (at most one wake-up outstanding); the reaper adopts them:
+ * Closers push held copies on a lock-free stack; the one that finds the
+ * stack empty wakes the reaper with its eventfd (the reaper empties the
+ * stack only after reading the eventfd, so no hand-off is ever left
+ * without a wake-up on its way); the reaper adopts them:
  * RST for unread data, else shutdown(SHUT_RDWR) (FIN after the queued
  * data; blocked threads wake) and registration. The channel (the epoll set
  * and that eventfd) exists only while something is held: the closer that
@@ -59,7 +61,6 @@ static struct {
 	_Atomic int wakers;             /* closers between checking the channel and writing */
 	_Atomic int32_t vacate_fd;      /* a number the application wants, or -1 */
 	_Atomic int32_t handoff_head;   /* fd of the newest hand-off, or -1 */
-	_Atomic int wake_pending;       /* a hand-off wake-up is on its way */
 	_Atomic long held;              /* held copies, reserved or live */
 	struct deadline_heap deadlines; /* the reaper thread's alone */
 	/* Released while tracing, their lines collected but not yet written:
@@ -206,7 +207,6 @@ static void close_channel_if_idle(void)
 	fork_guard_enter();
 	close_own_descriptor(&reaper.epoll_fd);
 	close_own_descriptor(&reaper.wake_fd);
-	atomic_store(&reaper.wake_pending, 0);
 	fork_guard_leave();
 	/* A dup2() waiting for one of them: its number is free now. */
 	if (atomic_exchange(&reaper.vacate_fd, -1) != -1)
@@ -515,9 +515,8 @@ static void serve_events(void)
 		}
 		uint64_t count;
 		syscall(SYS_read, atomic_load(&reaper.wake_fd), &count, sizeof count);
-		/* Cleared before draining: a hand-off pushed after this point
-		 * sends a new wake-up. */
-		atomic_store(&reaper.wake_pending, 0);
+		/* Emptied after the read: a hand-off that finds the stack empty
+		 * from here on sends a wake-up this read did not consume. */
 		adopt_handoffs();
 		serve_vacate_request();
 	}
@@ -639,7 +638,14 @@ void reaper_hand_off(int copy_fd)
 	do {
 		atomic_store_explicit(&e->next_handoff, head, memory_order_relaxed);
 	} while (!atomic_compare_exchange_weak(&reaper.handoff_head, &head, copy_fd));
-	if (atomic_exchange(&reaper.wake_pending, 1) == 0)
+	/* On a non-empty stack the closer that found it empty wakes the
+	 * reaper (or already did, and the reaper has yet to empty it). The
+	 * decision lives in the stack itself, which only the reaper empties:
+	 * a separate "wake-up pending" flag could be left raised by a closer
+	 * whose copy the reaper took, released and whose channel it closed
+	 * before that closer got to its wake-up, and would then silence the
+	 * next channel's first hand-off for good. */
+	if (head < 0)
 		wake_reaper();
 }
 
@@ -698,7 +704,6 @@ void reaper_forget_after_fork(void)
 	atomic_store(&reaper.channel, CHANNEL_NONE);
 	atomic_store(&reaper.channel_sleepers, 0);
 	atomic_store(&reaper.handoff_head, -1);
-	atomic_store(&reaper.wake_pending, 0);
 	atomic_store(&reaper.wakers, 0);
 	atomic_store(&reaper.vacate_fd, -1);
 	atomic_store(&reaper.held, 0);
