@@ -177,7 +177,10 @@ static bool open_channel(void)
 
 /* Wakes the reaper. The channel check after `wakers` is raised pairs with
  * the reaper's check of `wakers` after it marked the channel CLOSING: a
- * closer never writes to a number that is no longer ours. */
+ * closer never writes to a number that is no longer ours. A closer that
+ * finds it CLOSING writes nothing: the reaper either closes the channel
+ * (nothing is held, nothing to wake it for) or reopens it and looks at the
+ * hand-off stack itself. */
 static void wake_reaper(void)
 {
 	int saved = errno;
@@ -192,6 +195,8 @@ static void wake_reaper(void)
 	errno = saved;
 }
 
+static void adopt_handoffs(void);
+
 /* Reaper side: nothing held any more, so no descriptor either. */
 static void close_channel_if_idle(void)
 {
@@ -199,7 +204,11 @@ static void close_channel_if_idle(void)
 		return;
 	atomic_store(&reaper.channel, CHANNEL_CLOSING);
 	if (atomic_load(&reaper.held) != 0) {
-		atomic_store(&reaper.channel, CHANNEL_READY); /* a closer just reserved */
+		/* A closer reserved, having seen the channel ready just before
+		 * we marked it; it may already have pushed its copy and, seeing
+		 * CLOSING, sent no wake-up: look at the stack ourselves. */
+		atomic_store(&reaper.channel, CHANNEL_READY);
+		adopt_handoffs();
 		return;
 	}
 	while (atomic_load(&reaper.wakers) > 0)
