@@ -8,6 +8,7 @@
 #include "deadline_heap.h"
 #include "fd_table.h"
 #include "fork_guard.h"
+#include "interleaving.h"
 #include "libc_binding.h"
 #include "monotonic.h"
 #include "reaper.h"
@@ -111,6 +112,7 @@ static int give_up_number(const struct close_request *r, bool through_libc)
 		rc = libc_close(r->fd);
 	else
 		raw_close(r->fd);
+	interleaving_point();
 	/* The entry stayed claimed until the number was closed, so a second
 	 * close() of it meanwhile got EBADF and closed nothing. Now the number
 	 * may already be someone else's: change the entry only if it is still
@@ -202,6 +204,7 @@ static int hand_off(struct close_request *r, const struct close_plan *plan, int6
 {
 	if (!reaper_is_running() || !reaper_reserve())
 		return hand_off_refused(r);
+	interleaving_point();
 	/* A fork() now would give the child a copy not yet marked held. */
 	if (!fork_guard_try_enter()) {
 		reaper_unreserve();
@@ -209,6 +212,7 @@ static int hand_off(struct close_request *r, const struct close_plan *plan, int6
 	}
 	int copy = raw_dup_high(r->fd);
 	struct fd_entry *held = copy >= 0 ? fd_table_entry(copy) : NULL;
+	interleaving_point();
 	if (held == NULL) {
 		if (copy >= 0)
 			raw_close(copy);
@@ -221,6 +225,7 @@ static int hand_off(struct close_request *r, const struct close_plan *plan, int6
 	r->held_fd = copy;
 	/* Not the last reference any more: nothing on the wire. */
 	int rc = give_up_number(r, false);
+	interleaving_point();
 	if (rc < 0) {
 		/* The replacing dup failed: fd is still the application's. */
 		fd_table_forget(copy);

@@ -19,6 +19,7 @@
 #include "deadline_heap.h"
 #include "fd_table.h"
 #include "fork_guard.h"
+#include "interleaving.h"
 #include "monotonic.h"
 #include "stats.h"
 #include "tcp_probe.h"
@@ -153,6 +154,7 @@ static bool open_channel(void)
 				channel_busy_here--;
 				continue;
 			}
+			interleaving_point();
 			int saved = errno;
 			/* Not while a fork() is pending: the child must see them. */
 			bool ok = fork_guard_try_enter();
@@ -161,6 +163,7 @@ static bool open_channel(void)
 				fork_guard_leave();
 			}
 			atomic_store(&reaper.channel, ok ? CHANNEL_READY : CHANNEL_NONE);
+			interleaving_point();
 			channel_busy_here--;
 			/* Pairs with the reaper raising channel_sleepers before it
 			 * reads the channel state: no wake-up is ever lost. */
@@ -186,8 +189,10 @@ static void wake_reaper(void)
 	int saved = errno;
 	channel_busy_here++;
 	atomic_fetch_add(&reaper.wakers, 1);
+	interleaving_point();
 	if (atomic_load(&reaper.channel) == CHANNEL_READY) {
 		uint64_t one = 1;
+		interleaving_point();
 		syscall(SYS_write, atomic_load(&reaper.wake_fd), &one, sizeof one);
 	}
 	atomic_fetch_sub(&reaper.wakers, 1);
@@ -202,7 +207,9 @@ static void close_channel_if_idle(void)
 {
 	if (atomic_load(&reaper.held) != 0)
 		return;
+	interleaving_point();
 	atomic_store(&reaper.channel, CHANNEL_CLOSING);
+	interleaving_point();
 	if (atomic_load(&reaper.held) != 0) {
 		/* A closer reserved, having seen the channel ready just before
 		 * we marked it; it may already have pushed its copy and, seeing
@@ -214,6 +221,7 @@ static void close_channel_if_idle(void)
 	while (atomic_load(&reaper.wakers) > 0)
 		sched_yield();
 	fork_guard_enter();
+	interleaving_point();
 	close_own_descriptor(&reaper.epoll_fd);
 	close_own_descriptor(&reaper.wake_fd);
 	fork_guard_leave();
@@ -275,8 +283,10 @@ static void release_in_state(int fd, enum held_outcome outcome, int state)
 	 * generation). No fork() between unmarking and closing it. */
 	fork_guard_enter();
 	atomic_store_explicit(&e->state, 0, memory_order_release);
+	interleaving_point();
 	raw_close(fd);
 	fork_guard_leave();
+	interleaving_point();
 	/* Counted before the copy stops counting as held, so that an exit
 	 * waiting for both never finds a moment with neither. */
 	if (trace_collected_since() != 0)
@@ -372,6 +382,7 @@ static void adopt_handoffs(void)
 	int32_t fd = atomic_exchange(&reaper.handoff_head, -1);
 	while (fd >= 0) {
 		int32_t next = atomic_load(&fd_table_entry(fd)->next_handoff);
+		interleaving_point();
 		adopt(fd);
 		fd = next;
 	}
@@ -524,6 +535,7 @@ static void serve_events(void)
 		}
 		uint64_t count;
 		syscall(SYS_read, atomic_load(&reaper.wake_fd), &count, sizeof count);
+		interleaving_point();
 		/* Emptied after the read: a hand-off that finds the stack empty
 		 * from here on sends a wake-up this read did not consume. */
 		adopt_handoffs();
@@ -539,6 +551,7 @@ static void *reaper_main(void *unused)
 	for (;;) {
 		atomic_fetch_add(&reaper.channel_sleepers, 1);
 		int32_t channel = atomic_load(&reaper.channel);
+		interleaving_point();
 		if (channel != CHANNEL_READY) {
 			flush_trace(); /* never sleep on lines still to write */
 			futex_wait_while(&reaper.channel, channel);
@@ -647,6 +660,7 @@ void reaper_hand_off(int copy_fd)
 	do {
 		atomic_store_explicit(&e->next_handoff, head, memory_order_relaxed);
 	} while (!atomic_compare_exchange_weak(&reaper.handoff_head, &head, copy_fd));
+	interleaving_point();
 	/* On a non-empty stack the closer that found it empty wakes the
 	 * reaper (or already did, and the reaper has yet to empty it). The
 	 * decision lives in the stack itself, which only the reaper empties:
@@ -682,6 +696,7 @@ void reaper_vacate(int fd)
 			fd_table_forget(fd);
 			break;
 		} else if (atomic_compare_exchange_strong(&reaper.vacate_fd, &idle, fd)) {
+			interleaving_point();
 			wake_reaper();
 			while (atomic_load(&reaper.vacate_fd) == fd)
 				futex_wait_while(&reaper.vacate_fd, fd);
