@@ -585,10 +585,10 @@ static bool unknown_to_the_library(int fd)
 	return e == NULL || atomic_load_explicit(&e->state, memory_order_acquire) == 0;
 }
 
+/* A close of a number the library knows (close_path_close() has already
+ * sent the others to the real close()) or its replacement by dup2/dup3. */
 static int close_request_run(struct close_request *r)
 {
-	if (r->replacement < 0 && unknown_to_the_library(r->fd))
-		return libc_close(r->fd);
 	closing_here++;
 	int rc = close_request_dispatch(r);
 	closing_here--;
