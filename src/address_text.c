@@ -1,5 +1,6 @@
-/* address_text.c: socket addresses as text, the way glibc's inet_ntop writes
- * them, built by hand on the stack so close() can trace from a signal handler. */
+/* address_text.c: numbers and socket addresses as text (addresses the way
+ * glibc's inet_ntop writes them), built by hand on the stack so close() can
+ * trace from a signal handler. */
 #include "address_text.h"
 
 #include <netinet/in.h>
@@ -17,17 +18,23 @@ static void put_char(struct text *t, char c)
 	t->buf[t->len++] = c;
 }
 
-static void put_decimal(struct text *t, unsigned value)
+size_t format_decimal(char *out, uint64_t v)
 {
-	char digits[sizeof "65535"];
+	char reversed[20];
 	size_t n = 0;
 
 	do {
-		digits[n++] = (char)('0' + value % 10);
-		value /= 10;
-	} while (value != 0);
-	while (n > 0)
-		put_char(t, digits[--n]);
+		reversed[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v != 0);
+	for (size_t i = 0; i < n; i++)
+		out[i] = reversed[n - 1 - i];
+	return n;
+}
+
+static void put_decimal(struct text *t, unsigned value)
+{
+	t->len += format_decimal(t->buf + t->len, value);
 }
 
 /* Lowercase, no leading zeros: 0 -> "0", 0x0db8 -> "db8". */

@@ -1,10 +1,16 @@
-/* address_text.h: socket addresses as trace text, byte for byte what glibc's
- * inet_ntop writes, but async-signal-safe: the close path may run in a handler. */
+/* address_text.h: numbers and socket addresses as trace text (addresses byte
+ * for byte what glibc's inet_ntop writes), async-signal-safe: the close path
+ * may run in a signal handler. */
 #ifndef WSPCLOSE_ADDRESS_TEXT_H
 #define WSPCLOSE_ADDRESS_TEXT_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/socket.h>
+
+/* Writes v in decimal to out (room for its digits: 20 for any value; no
+ * terminating NUL) and returns the length. */
+size_t format_decimal(char *out, uint64_t v);
 
 /* Room for the longest text, with its NUL (INET6_ADDRSTRLEN's worst case,
  * bracketed, and a port). */

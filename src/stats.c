@@ -2,6 +2,7 @@
  * (bumped from the close path, maybe in a signal handler); the report is
  * built once, at exit, where stdio is fine. */
 #include "stats.h"
+#include "address_text.h"
 #include "config.h"
 #include "fd_table.h"
 #include "trace.h"

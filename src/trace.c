@@ -164,19 +164,6 @@ static void put_str(struct line *l, const char *s)
 	put(l, s, strlen(s));
 }
 
-size_t format_decimal(char *out, uint64_t v)
-{
-	char reversed[20];
-	size_t n = 0;
-	do {
-		reversed[n++] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v != 0);
-	for (size_t i = 0; i < n; i++)
-		out[i] = reversed[n - 1 - i];
-	return n;
-}
-
 static void put_uint(struct line *l, uint64_t v)
 {
 	char digits[20];

@@ -89,10 +89,6 @@ void trace_summary(const struct trace_count *closes, size_t n_closes,
  * the trace descriptor (or cannot be moved). */
 bool trace_move_descriptor(int fd);
 
-/* Writes v in decimal to out (at least 20 bytes, no terminating NUL) and
- * returns the length: async-signal-safe, for the trace and the findings. */
-size_t format_decimal(char *out, uint64_t v);
-
 /* fork() child: the cached pid and tid are the parent's. */
 void trace_after_fork_in_child(void);
 
