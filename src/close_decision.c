@@ -20,19 +20,9 @@ static struct close_plan plan(enum close_row row, enum close_action action)
 	return p;
 }
 
-struct close_plan close_decide(const struct close_facts *f)
+/* The row of §2 for the last reference of a TCP socket. */
+static struct close_plan windows_plan(const struct close_facts *f)
 {
-	if (!f->is_socket)
-		return plan(ROW_NOT_SOCKET, ACTION_REAL_CLOSE);
-	if (!f->is_tcp)
-		return plan(ROW_NOT_TCP, ACTION_REAL_CLOSE);
-	if (!f->last_reference)
-		return plan(ROW_NOT_LAST_REFERENCE, ACTION_REAL_CLOSE);
-	if (f->shared_with_process)
-		return plan(ROW_SHARED_WITH_PROCESS, ACTION_REAL_CLOSE);
-	if (f->passthrough)
-		return plan(ROW_PASSTHROUGH, ACTION_REAL_CLOSE);
-
 	/* Windows ignores linger once the application shut the send side. */
 	if (f->write_shut)
 		return plan(ROW_G2, ACTION_HAND_OFF);
@@ -49,6 +39,28 @@ struct close_plan close_decide(const struct close_facts *f)
 		return f->pending ? plan(ROW_W1, ACTION_FAIL_WOULDBLOCK)
 				  : plan(ROW_W2, ACTION_HAND_OFF);
 	return plan(ROW_L, ACTION_LINGER_WAIT);
+}
+
+struct close_plan close_decide(const struct close_facts *f)
+{
+	if (!f->is_socket)
+		return plan(ROW_NOT_SOCKET, ACTION_REAL_CLOSE);
+	if (!f->is_tcp)
+		return plan(ROW_NOT_TCP, ACTION_REAL_CLOSE);
+	if (!f->last_reference)
+		return plan(ROW_NOT_LAST_REFERENCE, ACTION_REAL_CLOSE);
+	if (f->shared_with_process)
+		return plan(ROW_SHARED_WITH_PROCESS, ACTION_REAL_CLOSE);
+	if (f->passthrough)
+		return plan(ROW_PASSTHROUGH, ACTION_REAL_CLOSE);
+	struct close_plan p = windows_plan(f);
+	/* Nothing left to send or wait for (§3): the row stays, the socket
+	 * is closed in the caller; a linger wait drains at once (L1). An
+	 * abort still resets, and W1 cannot arise (nothing is pending). */
+	if (f->nothing_to_tear_down && p.action != ACTION_ABORT &&
+	    p.action != ACTION_FAIL_WOULDBLOCK)
+		return plan(p.row == ROW_L ? ROW_L1 : p.row, ACTION_CLOSE_NOW);
+	return p;
 }
 
 const char *close_row_name(enum close_row row)
@@ -80,6 +92,7 @@ const char *close_action_name(enum close_action action)
 	case ACTION_ABORT: return "abort";
 	case ACTION_FAIL_WOULDBLOCK: return "fail-wouldblock";
 	case ACTION_LINGER_WAIT: return "linger-wait";
+	case ACTION_CLOSE_NOW: return "close-now";
 	case ACTION_DEGRADE: return "degrade";
 	}
 	return "unknown";

@@ -20,6 +20,9 @@ struct close_facts {
 	int linger_seconds;      /* SO_LINGER l_linger */
 	bool nonblocking;        /* O_NONBLOCK; read only when drain facts are needed */
 	bool pending;            /* SIOCOUTQ > 0; read only when drain facts are needed */
+	/* Listening, never connected, connecting, already closed, or our FIN
+	 * already acknowledged (TCP_INFO): closed in the caller (§3). */
+	bool nothing_to_tear_down;
 	enum close_origin origin;
 	bool passthrough;        /* WSPCLOSE_PASSTHROUGH=1: Linux semantics */
 };
@@ -43,6 +46,7 @@ enum close_action {
 	ACTION_ABORT,            /* RST now */
 	ACTION_FAIL_WOULDBLOCK,  /* -1/EWOULDBLOCK, nothing changes */
 	ACTION_LINGER_WAIT,      /* block up to linger seconds, then graceful or RST */
+	ACTION_CLOSE_NOW,        /* nothing to tear down: the real close in the caller */
 	/* Never chosen by close_decide(): what a hand-off becomes when no copy
 	 * can be held (the kernel's own graceful close), for the trace. */
 	ACTION_DEGRADE,

@@ -7,10 +7,12 @@
 #include "fd_table.h"
 #include "libc_binding.h"
 #include "reaper.h"
+#include "vm_sharing.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <unistd.h>
 
 static int not_open(void)
@@ -19,9 +21,22 @@ static int not_open(void)
 	return -1;
 }
 
-static int noted(int source, int result)
+/* In a child on our memory (vfork), the table is the parent's: the one
+ * fact recorded there is that a socket of the parent's is being made
+ * inheritable for the child's exec (§3: shared from then on). */
+static void note_inheritable_in_child(int source, bool inheritable)
 {
-	if (result >= 0)
+	if (inheritable)
+		fd_table_mark_shared(source);
+}
+
+static int noted(int source, int result, bool inheritable)
+{
+	if (result < 0)
+		return result;
+	if (vm_sharing_in_child())
+		note_inheritable_in_child(source, inheritable);
+	else
 		fd_table_note_duplicate(source, result);
 	return result;
 }
@@ -30,11 +45,17 @@ WSPCLOSE_EXPORT int dup(int fd)
 {
 	if (fd_table_is_library_owned(fd))
 		return not_open();
-	return noted(fd, libc_dup(fd));
+	return noted(fd, libc_dup(fd), true);
 }
 
 static int replace(int fd, int target, bool use_dup3, int flags)
 {
+	if (vm_sharing_in_child()) {
+		int rc = use_dup3 ? libc_dup3(fd, target, flags) : libc_dup2(fd, target);
+		if (rc >= 0)
+			note_inheritable_in_child(fd, !(use_dup3 && (flags & O_CLOEXEC)));
+		return rc;
+	}
 	/* The application may name any number: move ours out of its way. */
 	if (fd_table_is_library_owned(target) && !fd_table_is_library_owned(fd))
 		reaper_vacate(target);
@@ -69,7 +90,12 @@ static int fcntl_through(int (*real)(int, int, void *), int fd, int cmd, void *a
 	if (fd_table_is_library_owned(fd))
 		return not_open();
 	int rc = real(fd, cmd, arg);
-	return is_duplicating(cmd) ? noted(fd, rc) : rc;
+	if (is_duplicating(cmd))
+		return noted(fd, rc, cmd == F_DUPFD);
+	/* F_SETFD without FD_CLOEXEC: how CPython's subprocess passes pass_fds. */
+	if (cmd == F_SETFD && rc == 0 && !((intptr_t)arg & FD_CLOEXEC) && vm_sharing_in_child())
+		note_inheritable_in_child(fd, true);
+	return rc;
 }
 
 /* fcntl's third argument is an int or a pointer depending on cmd; like

@@ -3,6 +3,7 @@
  * before anything else happens (SPEC §4). */
 #include "fd_table.h"
 #include "libc_binding.h"
+#include "vm_sharing.h"
 
 #include <errno.h>
 #include <sys/epoll.h>
@@ -14,9 +15,11 @@ WSPCLOSE_EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *even
 		return -1;
 	}
 	int rc = libc_epoll_ctl(epfd, op, fd, event);
-	if (rc == 0 && op == EPOLL_CTL_ADD)
+	if (rc != 0 || vm_sharing_in_child())
+		return rc;
+	if (op == EPOLL_CTL_ADD)
 		fd_table_note_epoll_add(epfd, fd);
-	else if (rc == 0 && op == EPOLL_CTL_DEL)
+	else if (op == EPOLL_CTL_DEL)
 		fd_table_note_epoll_del(epfd, fd);
 	return rc;
 }

@@ -5,17 +5,12 @@
 #include "fd_table.h"
 #include "libc_binding.h"
 #include "tcp_probe.h"
+#include "vm_sharing.h"
 
 #include <errno.h>
 #include <string.h>
 #include <sys/socket.h>
 
-static void mark_sent(int fd)
-{
-	struct fd_entry *e = fd_table_entry(fd);
-	if (e != NULL && fd_is_socket(atomic_load(&e->state)))
-		atomic_fetch_or(&e->state, FD_SHARED);
-}
 
 static void learn_received(int fd)
 {
@@ -30,7 +25,8 @@ static void learn_received(int fd)
 /* Calls each(fd) for every descriptor carried by msg's SCM_RIGHTS. */
 static void for_each_passed_fd(const struct msghdr *msg, void (*each)(int fd))
 {
-	if (msg == NULL || msg->msg_control == NULL || msg->msg_controllen < sizeof(struct cmsghdr))
+	if (msg == NULL || msg->msg_control == NULL || msg->msg_controllen < sizeof(struct cmsghdr) ||
+	    vm_sharing_in_child())
 		return;
 	int saved = errno;
 	for (struct cmsghdr *c = CMSG_FIRSTHDR((struct msghdr *)msg); c != NULL;
@@ -53,7 +49,7 @@ WSPCLOSE_EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 {
 	ssize_t rc = libc_sendmsg(fd, msg, flags);
 	if (rc >= 0)
-		for_each_passed_fd(msg, mark_sent);
+		for_each_passed_fd(msg, fd_table_mark_shared);
 	return rc;
 }
 
@@ -69,7 +65,7 @@ WSPCLOSE_EXPORT int sendmmsg(int fd, struct mmsghdr *msgs, unsigned int n, int f
 {
 	int rc = libc_sendmmsg(fd, msgs, n, flags);
 	for (int i = 0; i < rc; i++)
-		for_each_passed_fd(&msgs[i].msg_hdr, mark_sent);
+		for_each_passed_fd(&msgs[i].msg_hdr, fd_table_mark_shared);
 	return rc;
 }
 

@@ -3,6 +3,7 @@
 #include "fd_table.h"
 #include "libc_binding.h"
 #include "trace.h"
+#include "vm_sharing.h"
 
 #include <errno.h>
 #include <sys/socket.h>
@@ -11,6 +12,8 @@ WSPCLOSE_EXPORT int shutdown(int fd, int how)
 {
 	int rc = libc_shutdown(fd, how);
 	int error = errno;
+	if (vm_sharing_in_child())
+		return rc;
 	if (rc == 0 && (how == SHUT_WR || how == SHUT_RDWR))
 		fd_table_note_write_shut(fd);
 	if (trace_enabled()) {

@@ -6,6 +6,7 @@
 #include "libc_binding.h"
 #include "reaper.h"
 #include "tcp_probe.h"
+#include "vm_sharing.h"
 
 #include <errno.h>
 #include <netinet/in.h>
@@ -22,6 +23,8 @@ static uint32_t kind_of(int domain, int type, int protocol)
 
 static void note_new_socket(int fd, uint32_t kind, uint64_t id)
 {
+	if (vm_sharing_in_child())
+		return; /* the parent's table is not this process's */
 	fd_table_set_socket(fd, kind, id);
 	if (kind == FD_KIND_TCP)
 		reaper_start_once();

@@ -4,6 +4,7 @@
 #include "libc_binding.h"
 #include "tcp_probe.h"
 #include "trace.h"
+#include "vm_sharing.h"
 #include "wspclose.h"
 
 #include <errno.h>
@@ -96,7 +97,8 @@ static bool is_linger(int level, int name)
 
 WSPCLOSE_EXPORT int setsockopt(int fd, int level, int name, const void *value, socklen_t len)
 {
-	bool traced = trace_enabled() && (is_linger(level, name) || is_dontlinger(level, name));
+	bool traced = trace_enabled() && (is_linger(level, name) || is_dontlinger(level, name)) &&
+		      !vm_sharing_in_child();
 	int saved = errno;
 	struct linger before = { 0, 0 };
 	if (traced)

@@ -5,6 +5,7 @@
  * the parent's behalf would cut off the child (the inetd pattern). */
 #include "fd_table.h"
 #include "libc_binding.h"
+#include "vm_sharing.h"
 
 #include <errno.h>
 #include <spawn.h>
@@ -13,6 +14,8 @@
 
 static void mark_inherited(bool every_socket)
 {
+	if (vm_sharing_in_child())
+		return;
 	int saved = errno;
 	fd_table_mark_inherited_shared(every_socket);
 	errno = saved;

@@ -143,20 +143,22 @@ void fd_table_note_duplicate(int source, int target)
 		atomic_store(&dst->state, 0);
 		return;
 	}
-	atomic_fetch_or(&src->state, FD_HAS_DUPS);
+	fd_table_add_flags(src, FD_HAS_DUPS);
 	/* Socket-wide facts travel; epoll membership is per number and stays. */
-	uint32_t copied = (state & (FD_KIND_MASK | FD_WRITE_SHUT | FD_SHARED)) | FD_HAS_DUPS;
+	uint32_t copied = (state & (FD_KIND_MASK | FD_WRITE_SHUT | FD_SHARED | FD_STALE_EPOLL)) |
+			  FD_HAS_DUPS;
 	fd_table_set_socket(target, copied, atomic_load(&src->socket_id));
 }
 
 void fd_table_note_epoll_add(int epfd, int fd)
 {
 	struct fd_entry *set = fd_table_entry(epfd);
-	uint32_t none = 0;
-	/* Its own identity, shared by its dups (its last close matters). */
-	if (set != NULL && atomic_load(&set->state) == 0) {
+	/* Its own identity, shared by its dups (its last close matters). A
+	 * tombstone is a number reused behind our back: epoll_create1(). */
+	uint32_t seen = set != NULL ? atomic_load(&set->state) : FD_LIBRARY_OWNED;
+	if (fd_state_is_unknown(seen) || seen == FD_TOMBSTONE) {
 		atomic_store(&set->socket_id, fd_table_new_socket_id());
-		atomic_compare_exchange_strong(&set->state, &none, FD_KIND_EPOLL);
+		atomic_compare_exchange_strong(&set->state, &seen, FD_KIND_EPOLL);
 	}
 	note_highest(epfd);
 	struct fd_entry *e = fd_table_entry(fd);
@@ -168,7 +170,7 @@ void fd_table_note_epoll_add(int epfd, int fd)
 		if (atomic_compare_exchange_strong(&e->epoll_sets[i], &free_slot, epfd + 1))
 			return;
 	}
-	atomic_fetch_or(&e->state, FD_EPOLL_MANY);
+	fd_table_add_flags(e, FD_EPOLL_MANY);
 }
 
 void fd_table_forget_epoll_set(int epfd, bool last_descriptor)
@@ -179,7 +181,7 @@ void fd_table_forget_epoll_set(int epfd, bool last_descriptor)
 			int32_t member = epfd + 1;
 			if (atomic_compare_exchange_strong(&e->epoll_sets[i], &member, 0) &&
 			    !last_descriptor)
-				atomic_fetch_or(&e->state, FD_EPOLL_MANY);
+				fd_table_add_flags(e, FD_EPOLL_MANY);
 		}
 	}
 }
@@ -219,40 +221,94 @@ void fd_table_leave_epoll_sets(int fd, struct fd_entry *e)
 	errno = saved;
 }
 
+/* Adds flags to every other application number of the socket `id`. */
+static void add_flags_to_dups(int fd, uint64_t id, uint32_t flags)
+{
+	for (int other = 0, end = scan_end(); other < end; other++) {
+		struct fd_entry *o = &table[other];
+		uint32_t s = atomic_load(&o->state);
+		if (other != fd && fd_is_socket(s) && !(s & FD_LIBRARY_OWNED) &&
+		    atomic_load(&o->socket_id) == id)
+			fd_table_add_flags(o, flags);
+	}
+}
+
+void fd_table_note_stale_epoll(int fd, struct fd_entry *e)
+{
+	bool registered = (atomic_load(&e->state) & FD_EPOLL_MANY) != 0;
+	for (int i = 0; i < FD_EPOLL_SLOTS; i++)
+		registered = registered || atomic_load(&e->epoll_sets[i]) != 0;
+	if (registered)
+		add_flags_to_dups(fd, atomic_load(&e->socket_id), FD_STALE_EPOLL);
+}
+
 void fd_table_note_write_shut(int fd)
 {
 	struct fd_entry *e = fd_table_entry(fd);
 	uint32_t state = e ? atomic_load(&e->state) : 0;
 	if (!fd_is_socket(state))
 		return;
-	atomic_fetch_or(&e->state, FD_WRITE_SHUT);
+	fd_table_add_flags(e, FD_WRITE_SHUT);
 	if (!(state & FD_HAS_DUPS))
 		return;
 	/* shutdown() acts on the socket: every dup of it is shut too. */
-	uint64_t id = atomic_load(&e->socket_id);
-	for (int other = 0, end = scan_end(); other < end; other++) {
-		struct fd_entry *o = &table[other];
-		uint32_t s = atomic_load(&o->state);
-		if (fd_is_socket(s) && !(s & FD_LIBRARY_OWNED) &&
-		    atomic_load(&o->socket_id) == id)
-			atomic_fetch_or(&o->state, FD_WRITE_SHUT);
-	}
+	add_flags_to_dups(fd, atomic_load(&e->socket_id), FD_WRITE_SHUT);
+}
+
+bool fd_table_add_flags(struct fd_entry *e, uint32_t flags)
+{
+	uint32_t seen = atomic_load(&e->state);
+	do {
+		if (fd_kind(seen) == FD_KIND_NONE || (seen & FD_LIBRARY_OWNED))
+			return false;
+	} while (!atomic_compare_exchange_weak(&e->state, &seen, seen | flags));
+	return true;
 }
 
 bool fd_table_claim_close(struct fd_entry *e, uint32_t *state)
 {
 	uint32_t seen = atomic_load(&e->state);
 	do {
-		if (seen & FD_CLOSING)
+		if ((seen & (FD_CLOSING | FD_LIBRARY_OWNED)) || fd_kind(seen) == FD_KIND_NONE)
 			return false;
 	} while (!atomic_compare_exchange_weak(&e->state, &seen, seen | FD_CLOSING));
 	*state = seen | FD_CLOSING;
 	return true;
 }
 
-void fd_table_release_claim(struct fd_entry *e)
+void fd_table_release_claim(struct fd_entry *e, uint32_t flags)
 {
-	atomic_fetch_and(&e->state, ~(uint32_t)FD_CLOSING);
+	uint32_t seen = atomic_load(&e->state);
+	while ((seen & FD_CLOSING) &&
+	       !atomic_compare_exchange_weak(&e->state, &seen, (seen & ~(uint32_t)FD_CLOSING) | flags))
+		;
+}
+
+void fd_table_bury(struct fd_entry *e)
+{
+	atomic_store_explicit(&e->state, FD_TOMBSTONE, memory_order_release);
+}
+
+void fd_table_unbury(struct fd_entry *e)
+{
+	uint32_t tombstone = FD_TOMBSTONE;
+	atomic_compare_exchange_strong(&e->state, &tombstone, 0);
+}
+
+void fd_table_snapshot(struct fd_entry *e, struct fd_snapshot *out)
+{
+	out->state = atomic_load(&e->state);
+	out->socket_id = atomic_load(&e->socket_id);
+	for (int i = 0; i < FD_EPOLL_SLOTS; i++)
+		out->epoll_sets[i] = atomic_load(&e->epoll_sets[i]);
+}
+
+void fd_table_restore(struct fd_entry *e, const struct fd_snapshot *saved)
+{
+	for (int i = 0; i < FD_EPOLL_SLOTS; i++)
+		atomic_store(&e->epoll_sets[i], saved->epoll_sets[i]);
+	atomic_store(&e->socket_id, saved->socket_id);
+	atomic_store_explicit(&e->state, saved->state, memory_order_release);
 }
 
 bool fd_table_is_last_reference(int fd, uint32_t state, uint64_t socket_id)
@@ -280,13 +336,20 @@ int fd_table_highest(void)
 	return atomic_load(&highest_fd);
 }
 
+void fd_table_mark_shared(int fd)
+{
+	struct fd_entry *e = fd_table_entry(fd);
+	if (e != NULL && fd_is_socket(atomic_load(&e->state)))
+		fd_table_add_flags(e, FD_SHARED);
+}
+
 void fd_table_mark_all_shared(void)
 {
 	for (int fd = 0, end = scan_end(); fd < end; fd++) {
 		struct fd_entry *e = &table[fd];
 		uint32_t s = atomic_load(&e->state);
 		if (fd_kind(s) != FD_KIND_NONE && !(s & FD_LIBRARY_OWNED))
-			atomic_fetch_or(&e->state, FD_SHARED);
+			fd_table_add_flags(e, FD_SHARED);
 	}
 }
 
@@ -294,7 +357,7 @@ void fd_table_drop_claims(void)
 {
 	for (int fd = 0, end = scan_end(); fd < end; fd++) {
 		struct fd_entry *e = &table[fd];
-		atomic_fetch_and(&e->state, ~(uint32_t)(FD_CLOSING | FD_RELEASING));
+		atomic_fetch_and(&e->state, ~(uint32_t)FD_CLOSING);
 	}
 }
 
@@ -307,7 +370,7 @@ void fd_table_mark_inherited_shared(bool every_socket)
 			continue;
 		long flags = every_socket ? 0 : syscall(SYS_fcntl, fd, F_GETFD);
 		if (flags >= 0 && !(flags & FD_CLOEXEC))
-			atomic_fetch_or(&e->state, FD_SHARED);
+			fd_table_add_flags(e, FD_SHARED);
 	}
 }
 

@@ -28,10 +28,11 @@ enum fd_state_bits {
 	 * reused through a call we see. A second close() that the kernel
 	 * answers EBADF is a double close (divergence report). */
 	FD_TOMBSTONE = 1u << 10,
-	/* With FD_CLOSING: the number is being given up right now. Another
-	 * thread's close() waits for that to end, then acts on whatever the
-	 * number holds by then (it may already be reused). */
-	FD_RELEASING = 1u << 11,
+	/* Another number of this socket was closed while registered in an
+	 * epoll set (kernel semantics left the registration, §4): that
+	 * registration can no longer be deleted, and it lives as long as the
+	 * file, so the last close must hold no copy. */
+	FD_STALE_EPOLL = 1u << 11,
 	/* With FD_LIBRARY_OWNED: a linger wait's private copy or epoll set,
 	 * owned by the thread that waits (a fork child closes it). */
 	FD_TRANSIENT = 1u << 12,
@@ -99,6 +100,9 @@ void fd_table_forget(int fd);
 /* `target` now refers to what `source` refers to (dup, dup2, F_DUPFD). */
 void fd_table_note_duplicate(int source, int target);
 void fd_table_note_write_shut(int fd);
+/* fd, registered in an epoll set, is being closed while other numbers of
+ * its socket stay open: they carry FD_STALE_EPOLL from now on. */
+void fd_table_note_stale_epoll(int fd, struct fd_entry *e);
 /* epoll_ctl() succeeded: remember which sets a socket is in (SPEC §4). */
 void fd_table_note_epoll_add(int epfd, int fd);
 void fd_table_note_epoll_del(int epfd, int fd);
@@ -110,10 +114,39 @@ void fd_table_forget_epoll_set(int epfd, bool last_descriptor);
  * so that no event is ever reported for it after close(). */
 void fd_table_leave_epoll_sets(int fd, struct fd_entry *e);
 
+/* Not a socket or epoll set the library knows, nor one of its own, nor a
+ * tombstone: close() is the real close. A state without a kind but with
+ * flags is unknown too (a flag is never trusted without its kind). */
+static inline bool fd_state_is_unknown(uint32_t state)
+{
+	return fd_kind(state) == FD_KIND_NONE && state != FD_TOMBSTONE &&
+	       !(state & FD_LIBRARY_OWNED);
+}
+
+/* Adds flags to an entry that describes an application socket or epoll
+ * set; false (nothing written) for any other entry. */
+bool fd_table_add_flags(struct fd_entry *e, uint32_t flags);
+
 /* Takes the right to close fd; false when another close holds it. On success
  * *state gets the entry's state (with FD_CLOSING). */
 bool fd_table_claim_close(struct fd_entry *e, uint32_t *state);
-void fd_table_release_claim(struct fd_entry *e);
+/* Ends a claim without giving the number up (W1, a failed replacement),
+ * adding `flags` (FD_W1_REFUSED). */
+void fd_table_release_claim(struct fd_entry *e, uint32_t flags);
+/* Ends a claim because the number is about to be closed: the entry becomes
+ * a tombstone before the kernel can hand the number out again. */
+void fd_table_bury(struct fd_entry *e);
+/* A tombstone's number is being closed or reused: forget it. */
+void fd_table_unbury(struct fd_entry *e);
+
+/* An entry as it is, to put back when a replacement of its number fails. */
+struct fd_snapshot {
+	uint32_t state;
+	uint64_t socket_id;
+	int32_t epoll_sets[FD_EPOLL_SLOTS];
+};
+void fd_table_snapshot(struct fd_entry *e, struct fd_snapshot *out);
+void fd_table_restore(struct fd_entry *e, const struct fd_snapshot *saved);
 
 /* True when no other descriptor of this process holds the socket. */
 bool fd_table_is_last_reference(int fd, uint32_t state, uint64_t socket_id);
@@ -121,6 +154,9 @@ bool fd_table_is_last_reference(int fd, uint32_t state, uint64_t socket_id);
 /* The highest descriptor number ever recorded (-1: none). */
 int fd_table_highest(void);
 
+/* fd's socket crossed (or is about to cross) a process boundary: sent with
+ * SCM_RIGHTS, or made inheritable by a vfork() child before its exec. */
+void fd_table_mark_shared(int fd);
 /* After fork(): every socket crossed a process boundary. */
 void fd_table_mark_all_shared(void);
 /* In the fork child: closes in progress in the parent's other threads are

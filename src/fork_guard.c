@@ -1,7 +1,9 @@
-/* fork_guard.c: a counter of open "unmarked descriptor" windows and a flag
- * for a pending fork(). A window opens by raising the counter and then
- * reading the flag; prepare raises the flag and then waits for the counter:
- * with sequentially consistent atomics one side always sees the other. */
+/* fork_guard.c: a counter of open "unmarked descriptor" windows and a count
+ * of pending fork() calls (two threads may fork at once: a flag would be
+ * lowered by the first to finish). A window opens by raising its counter and
+ * then reading the other; prepare raises the pending count and then waits
+ * for the windows: with sequentially consistent atomics one side always
+ * sees the other. */
 #include "fork_guard.h"
 #include "monotonic.h"
 
@@ -47,7 +49,7 @@ void fork_guard_leave(void)
 
 void fork_guard_prepare(void)
 {
-	atomic_store(&fork_pending, 1);
+	atomic_fetch_add(&fork_pending, 1);
 	int64_t until = monotonic_ns() + PREPARE_WAIT_MS * NS_PER_MS;
 	for (unsigned round = 0; atomic_load(&open_windows) > 0 && monotonic_ns() < until;
 	     round++)
@@ -56,5 +58,11 @@ void fork_guard_prepare(void)
 
 void fork_guard_done(void)
 {
+	atomic_fetch_sub(&fork_pending, 1);
+}
+
+void fork_guard_reset_in_child(void)
+{
+	atomic_store(&open_windows, 0);
 	atomic_store(&fork_pending, 0);
 }

@@ -19,5 +19,13 @@ void fork_guard_leave(void);
  * wait for itself) for open windows to close; done lets them open again. */
 void fork_guard_prepare(void);
 void fork_guard_done(void);
+/* The fork child: the parent's other threads, their windows and forks, do
+ * not exist here. */
+void fork_guard_reset_in_child(void);
+
+/* The fork handlers proper (entry_process.c): the parent marks every socket
+ * shared; the child also closes what the reaper held and forgets it. */
+void fork_handlers_parent(void);
+void fork_handlers_child(void);
 
 #endif

@@ -6,12 +6,12 @@
 #include "fork_guard.h"
 #include "libc_binding.h"
 #include "monotonic.h"
+#include "open_descriptors.h"
 #include "reaper.h"
 #include "stats.h"
 #include "tcp_probe.h"
 #include "trace.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -26,8 +26,9 @@ static const char *environment(const char *name)
 	return secure_getenv(name);
 }
 
-static void learn_descriptor(int fd)
+static void learn_descriptor(int fd, void *unused)
 {
+	(void)unused;
 	uint64_t inode = 0;
 	uint32_t kind = probe_descriptor_kind(fd, &inode);
 	/* Present before we were loaded: inherited at exec (another process may
@@ -37,44 +38,13 @@ static void learn_descriptor(int fd)
 }
 
 /* Sockets that exist before the first interposed call: inherited at exec or
- * created by an earlier constructor. Raw getdents64: no malloc. */
+ * created by an earlier constructor. */
 static void learn_existing_descriptors(void)
 {
-	int dir = (int)syscall(SYS_openat, AT_FDCWD, "/proc/self/fd",
-			       O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dir < 0) {
-		for (int fd = 0; fd < SCAN_FALLBACK_LIMIT; fd++)
-			learn_descriptor(fd);
+	if (open_descriptors_each(learn_descriptor, NULL))
 		return;
-	}
-	char buf[4096];
-	long n;
-	while ((n = syscall(SYS_getdents64, dir, buf, sizeof buf)) > 0) {
-		for (long off = 0; off < n;) {
-			struct dirent64 *d = (struct dirent64 *)(buf + off);
-			off += d->d_reclen;
-			char *end;
-			long fd = strtol(d->d_name, &end, 10);
-			if (*end == '\0' && end != d->d_name && fd != dir)
-				learn_descriptor((int)fd);
-		}
-	}
-	raw_close(dir);
-}
-
-static void after_fork_in_parent(void)
-{
-	fd_table_mark_all_shared();
-	fork_guard_done();
-}
-
-static void after_fork_in_child(void)
-{
-	trace_after_fork_in_child();
-	fd_table_drop_claims();
-	reaper_forget_after_fork();
-	fork_guard_done();
-	fd_table_mark_all_shared();
+	for (int fd = 0; fd < SCAN_FALLBACK_LIMIT; fd++)
+		learn_descriptor(fd, NULL);
 }
 
 __attribute__((constructor)) static void libwspclose_init(void)
@@ -85,7 +55,7 @@ __attribute__((constructor)) static void libwspclose_init(void)
 	learn_existing_descriptors();
 	trace_open(&wspclose_settings);
 	stats_open(&wspclose_settings);
-	pthread_atfork(fork_guard_prepare, after_fork_in_parent, after_fork_in_child);
+	pthread_atfork(fork_guard_prepare, fork_handlers_parent, fork_handlers_child);
 }
 
 /* How long the exit report waits for teardowns that are about to finish

@@ -127,6 +127,20 @@ bool tcp_state_is_draining(int state)
 	}
 }
 
+bool tcp_state_nothing_to_tear_down(int state)
+{
+	switch (state) {
+	case TCP_STATE_LISTEN:
+	case TCP_STATE_CLOSE:
+	case TCP_STATE_SYN_SENT:
+	case TCP_STATE_FIN_WAIT2:
+	case TCP_STATE_TIME_WAIT:
+		return true;
+	default:
+		return false;
+	}
+}
+
 bool tcp_state_write_shut(int state)
 {
 	switch (state) {
@@ -161,13 +175,29 @@ static int raw_dup_at_or_above(int fd, int lowest)
 
 #define LIBRARY_FD_FLOOR 1024
 
+/* prlimit64 takes 64-bit limits on every architecture (a 32-bit struct
+ * rlimit is half that size). */
+struct limit64 {
+	uint64_t soft, hard;
+};
+
+uint64_t probe_descriptor_limit(void)
+{
+	struct limit64 lim;
+	int saved = errno;
+	long rc = syscall(SYS_prlimit64, 0, RLIMIT_NOFILE, NULL, &lim);
+	errno = saved;
+	if (rc != 0 || lim.soft == ~(uint64_t)0)
+		return 0;
+	return lim.soft;
+}
+
 static int upper_half_floor(void)
 {
-	struct rlimit lim;
-	if (syscall(SYS_prlimit64, 0, RLIMIT_NOFILE, NULL, &lim) != 0 ||
-	    lim.rlim_cur == RLIM_INFINITY)
+	uint64_t soft = probe_descriptor_limit();
+	if (soft == 0 || soft / 2 > INT32_MAX)
 		return -1;
-	int half = (int)(lim.rlim_cur / 2);
+	int half = (int)(soft / 2);
 	return half > 2 ? half : -1;
 }
 

@@ -52,8 +52,14 @@ uint32_t probe_descriptor_kind(int fd, uint64_t *inode);
 /* Our FIN is still unacknowledged (or never sent): the kernel's own linger
  * condition (FIN_WAIT1, CLOSING, LAST_ACK) plus the states before a FIN. */
 bool tcp_state_is_draining(int state);
+/* Nothing to tear down (§3): listening, never connected or connecting,
+ * already closed, or our FIN already acknowledged. */
+bool tcp_state_nothing_to_tear_down(int state);
 /* A FIN was already sent: shutdown(SHUT_WR) happened, maybe behind our back. */
 bool tcp_state_write_shut(int state);
+
+/* RLIMIT_NOFILE's soft limit (0: unknown or unlimited). */
+uint64_t probe_descriptor_limit(void);
 
 int raw_close(int fd);
 int raw_shutdown(int fd, int how);

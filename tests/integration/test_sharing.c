@@ -457,10 +457,10 @@ START_TEST(socket_received_with_scm_rights_is_recognised)
 }
 END_TEST
 
-/* Recognition that matters (SPEC §4): the received number is tracked in
- * epoll like any socket, so closing it while a dup exists takes it out of
- * the set. Linux keeps reporting the closed number. */
-START_TEST(socket_received_with_scm_rights_leaves_epoll_on_close)
+/* A received socket may still be the sender's: its close has kernel
+ * semantics and changes nothing but the descriptor (§4), so the epoll set
+ * keeps the closed number's registration, as on Linux. */
+START_TEST(socket_received_with_scm_rights_close_leaves_epoll_alone)
 {
 	struct lb_pair pair;
 	struct epoll_event ev, events[8];
@@ -485,15 +485,12 @@ START_TEST(socket_received_with_scm_rights_leaves_epoll_on_close)
 	bool saw_other = false;
 
 	ck_assert_msg(n > 0, "no epoll event at all for the open dup: the test cannot tell");
-	for (int i = 0; i < n; i++) {
-		ck_assert_msg(events[i].data.fd != received,
-			      "epoll_wait reported data.fd=%d, the received socket's number closed before (events 0x%x)",
-			      received, events[i].events);
+	for (int i = 0; i < n; i++)
 		saw_other |= events[i].data.fd == other;
-	}
 	ck_assert(saw_other);
-	ck_assert_msg(!sh_epoll_lists_fd(ep, received),
-		      "/proc/self/fdinfo/%d still lists tfd %d after close()", ep, received);
+	ck_assert_msg(sh_epoll_lists_fd(ep, received),
+		      "/proc/self/fdinfo/%d no longer lists tfd %d after close(): the library edited an epoll set for a close with kernel semantics",
+		      ep, received);
 	close(other);
 	close(ep);
 	lb_pair_close(&pair);
@@ -575,7 +572,7 @@ static Suite *sharing_suite(void)
 	tcase_add_test(processes, forked_child_abortive_close_leaves_parent_connection_intact);
 	tcase_add_test(processes, socket_sent_with_scm_rights_closes_with_kernel_semantics);
 	tcase_add_test(processes, socket_received_with_scm_rights_is_recognised);
-	tcase_add_test(processes, socket_received_with_scm_rights_leaves_epoll_on_close);
+	tcase_add_test(processes, socket_received_with_scm_rights_close_leaves_epoll_alone);
 	tcase_add_test(processes, socket_inherited_by_posix_spawn_child_survives_parent_close);
 	tcase_set_timeout(processes, 30);
 	suite_add_tcase(s, processes);

@@ -287,9 +287,20 @@ static void op_dup(struct worker *w)
 	add_handle(w, slot, fd, w->handles[h].group);
 }
 
-/* Closes handle h; checks the result against what SPEC §1/§2 allows. */
+/* A close that is not the last reference leaves the number's epoll
+ * registration in place, on Linux and with the library (§4): a correct
+ * program takes it out first. */
+static void leave_epoll_unless_last(struct worker *w, int h)
+{
+	if (w->handles[h].in_epoll && w->groups[w->handles[h].group].refs > 1 &&
+	    epoll_ctl(w->epfd, EPOLL_CTL_DEL, w->handles[h].fd, NULL) == 0)
+		w->handles[h].in_epoll = false;
+}
+
+/* Closes handle h; checks the result against what §1/§2 allow. */
 static void close_handle(struct worker *w, int h, bool final)
 {
+	leave_epoll_unless_last(w, h);
 	int fd = w->handles[h].fd;
 	struct group *g = &w->groups[w->handles[h].group];
 	bool last = g->refs == 1;
@@ -359,8 +370,10 @@ static void op_close_range(struct worker *w)
 
 	while (hi - lo + 1 < want && owned_by(w, hi + 1) && handle_of_fd(w, hi + 1) >= 0)
 		hi++;
-	for (int fd = lo; fd <= hi; fd++)
+	for (int fd = lo; fd <= hi; fd++) {
+		leave_epoll_unless_last(w, handle_of_fd(w, fd));
 		disown(fd);
+	}
 	int64_t start = lb_now_ms();
 
 	errno = SH_ERRNO_SENTINEL;

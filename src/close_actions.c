@@ -1,0 +1,297 @@
+/* close_actions.c: carries out the action close_decide() chose for a
+ * claimed descriptor (§2, §3): a plain close, a close in the caller for a
+ * socket with nothing to tear down, a hand-off to the reaper, an abort or a
+ * linger wait. Each ends by giving the number up, which also ends the
+ * claim. System calls and atomics only: async-signal-safe, and no
+ * cancellation point while the claim is held. */
+#include "close_request.h"
+#include "config.h"
+#include "deadline_heap.h"
+#include "fork_guard.h"
+#include "interleaving.h"
+#include "libc_binding.h"
+#include "monotonic.h"
+#include "reaper.h"
+#include "stats.h"
+#include "tcp_probe.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <sys/epoll.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+/* ---------------------------------------------------------------- the number */
+
+int close_give_up_number(struct close_request *r)
+{
+	r->number_given_up = true;
+	if (r->replacing) {
+		/* The entry describes what the number holds next before it
+		 * changes hands, so that no moment shows a free number with a
+		 * claimed entry; a failed replacement puts the old one back. */
+		struct fd_snapshot before;
+		fd_table_snapshot(r->entry, &before);
+		fd_table_note_duplicate(r->replacement, r->fd);
+		int rc = r->use_dup3 ? libc_dup3(r->replacement, r->fd, r->dup3_flags)
+				     : libc_dup2(r->replacement, r->fd);
+		if (rc < 0) {
+			int error = errno;
+			fd_table_restore(r->entry, &before);
+			r->number_given_up = false;
+			errno = error;
+		}
+		return rc;
+	}
+	/* Buried before the real close: once the kernel frees the number it
+	 * may be reused at once (by a signal handler, another thread), and
+	 * the new owner must find no claim on it. The tombstone lets a later
+	 * close() of the same, unreused number be told as a double close. */
+	fd_table_bury(r->entry);
+	interleaving_point();
+	return (int)syscall(SYS_close, r->fd);
+}
+
+/* Threads blocked on a socket return (Windows cancels them); a listener
+ * stops accepting. */
+static void wake_blocked_callers(int fd)
+{
+	raw_shutdown(fd, SHUT_RDWR);
+}
+
+/* ---------------------------------------------------------------- plain */
+
+/* Kernel semantics, or a socket that is not TCP. A close that is not the
+ * last reference, or of a socket another process holds, changes nothing
+ * but the descriptor (§4): no epoll_ctl (an inherited epoll set is the
+ * other process's too), no shutdown. */
+int close_action_plain(struct close_request *r)
+{
+	if (r->facts.last_reference && !r->facts.shared_with_process) {
+		fd_table_leave_epoll_sets(r->fd, r->entry);
+		wake_blocked_callers(r->fd);
+	} else if (!r->facts.shared_with_process) {
+		fd_table_note_stale_epoll(r->fd, r->entry);
+	}
+	return close_give_up_number(r);
+}
+
+/* A socket with nothing to tear down (listening, never connected, already
+ * closed, or our FIN already acknowledged) is closed in the caller (§3):
+ * when close() returns, a listener refuses connections and the port can be
+ * bound again. Linger is cleared first: it must neither block nor reset
+ * (after shutdown it is ignored, row G2). */
+int close_action_now(struct close_request *r)
+{
+	fd_table_leave_epoll_sets(r->fd, r->entry);
+	if (r->tcp_state != TCP_STATE_CLOSE)
+		wake_blocked_callers(r->fd); /* accept(), connect() or recv() return */
+	if (r->facts.linger_on)
+		set_linger(r->fd, false, r->linger.l_linger);
+	return close_give_up_number(r);
+}
+
+int close_action_abort(struct close_request *r)
+{
+	fd_table_leave_epoll_sets(r->fd, r->entry);
+	raw_abort_connection(r->fd);
+	return close_give_up_number(r);
+}
+
+/* ---------------------------------------------------------------- hand-off */
+
+/* What a hand-off degrades to when no copy can be held: the kernel's own
+ * graceful close, never lingering (blocked threads woken all the same). */
+static int close_gracefully_now(struct close_request *r)
+{
+	r->degraded = true;
+	close_trace_degraded(r);
+	/* Unread data: the RST the close owes anyway, sent now (a blocked
+	 * thread would otherwise keep the socket open and delay it). */
+	if (probe_receive_queue(r->fd) > 0) {
+		raw_abort_connection(r->fd);
+	} else {
+		if (r->facts.linger_on)
+			set_linger(r->fd, false, r->linger.l_linger);
+		wake_blocked_callers(r->fd);
+	}
+	return close_give_up_number(r);
+}
+
+static void fill_held_entry(int copy_fd, struct fd_entry *held, const struct close_request *r,
+			    const struct close_plan *plan)
+{
+	/* The reaper read the previous copy at this number before clearing its
+	 * state (release order) and closing it; this acquire orders our writes
+	 * after those reads (the kernel's fd reuse alone is not visible to the
+	 * memory model). */
+	(void)atomic_load_explicit(&held->state, memory_order_acquire);
+	int64_t now = monotonic_ns();
+	bool linger_deadline = plan->action == ACTION_HAND_OFF_LINGER;
+	held->held.since_ns = now;
+	held->held.deadline_ns = now + (linger_deadline
+		? (int64_t)r->facts.linger_seconds * NS_PER_SEC
+		: (int64_t)wspclose_settings.grace_ms * NS_PER_MS);
+	held->held.row = (uint8_t)plan->row;
+	held->held.deadline_kind = linger_deadline ? DEADLINE_LINGER : DEADLINE_GRACE;
+	held->held.linger_on = r->facts.linger_on;
+	held->held.adopted = false;
+	held->held.heap_index = DEADLINE_HEAP_NOWHERE;
+	held->held.data_segs_in = r->data_segs_in;
+	/* The reaper sets it (the inode) when it traces the adoption. */
+	atomic_store(&held->socket_id, 0);
+	fd_table_publish_held(copy_fd, FD_KIND_TCP | FD_LIBRARY_OWNED | FD_HELD);
+}
+
+/* G1, G2, W2 and the implicit linger closes: an O_CLOEXEC copy high in the
+ * descriptor space goes to the reaper, and the application's number is
+ * given up at once. The rest (unread data, the shutdown that sends the FIN
+ * and wakes blocked threads, waiting for the ACK) is the reaper's, so the
+ * closing thread pays a few microseconds. */
+int close_action_hand_off(struct close_request *r, const struct close_plan *plan)
+{
+	fd_table_leave_epoll_sets(r->fd, r->entry);
+	/* A copy would keep an epoll registration alive that no one can
+	 * delete any more: the kernel's own close lets it go with the file. */
+	if (r->state & FD_STALE_EPOLL)
+		return close_gracefully_now(r);
+	if (!reaper_is_running() || !reaper_reserve())
+		return close_gracefully_now(r);
+	interleaving_point();
+	/* A fork() now would give the child a copy not yet marked held. */
+	if (!fork_guard_try_enter()) {
+		reaper_unreserve();
+		return close_gracefully_now(r);
+	}
+	int copy = raw_dup_high(r->fd);
+	struct fd_entry *held = copy >= 0 ? fd_table_entry(copy) : NULL;
+	interleaving_point();
+	if (held == NULL) {
+		if (copy >= 0)
+			raw_close(copy);
+		fork_guard_leave();
+		reaper_unreserve();
+		return close_gracefully_now(r);
+	}
+	fill_held_entry(copy, held, r, plan);
+	fork_guard_leave();
+	r->held_fd = copy;
+	/* Not the last reference any more: nothing on the wire. */
+	int rc = close_give_up_number(r);
+	interleaving_point();
+	if (!r->number_given_up) {
+		/* The replacing dup failed: fd is still the application's. */
+		int error = errno;
+		fd_table_forget(copy);
+		raw_close(copy);
+		reaper_unreserve();
+		r->held_fd = -1;
+		errno = error;
+		return rc;
+	}
+	/* Recorded before the reaper can see the copy (and release it). */
+	close_trace_hand_off(r, plan, copy, rc);
+	reaper_hand_off(copy);
+	return rc;
+}
+
+/* ---------------------------------------------------------------- linger */
+
+/* Waits (bounded by the deadline) until our FIN is acknowledged. Returns
+ * true when the teardown finished, false at the deadline. */
+static bool wait_for_drain(int fd, int64_t deadline)
+{
+	/* Edge-triggered, no event bits: fires on TCP state changes only. It
+	 * is ours, high up; an application dup2() onto its number takes it
+	 * over (reaper_vacate), and then this wait polls instead. */
+	int ep = raw_move_high((int)syscall(SYS_epoll_create1, EPOLL_CLOEXEC));
+	struct fd_entry *ep_entry = ep >= 0 ? fd_table_entry(ep) : NULL;
+	if (ep >= 0) {
+		fd_table_set_transient(ep);
+		struct epoll_event ev = { .events = EPOLLET, .data.fd = fd };
+		if (syscall(SYS_epoll_ctl, ep, EPOLL_CTL_ADD, fd, &ev) != 0) {
+			fd_table_forget(ep);
+			raw_close(ep);
+			ep = -1;
+		}
+	}
+	bool drained = false;
+	int64_t backoff_ms = 1;
+	for (;;) {
+		int state = probe_tcp_state(fd);
+		if (state < 0 || !tcp_state_is_draining(state)) {
+			drained = true;
+			break;
+		}
+		int64_t left_ms = (deadline - monotonic_ns() + NS_PER_MS - 1) / NS_PER_MS;
+		if (left_ms <= 0)
+			break;
+		bool still_ours = ep >= 0 && ep_entry != NULL &&
+				  (atomic_load(&ep_entry->state) & FD_LIBRARY_OWNED);
+		struct epoll_event ev;
+		/* The 100 ms cap only bounds the cost of a missed edge. */
+		if (still_ours &&
+		    syscall(SYS_epoll_pwait, ep, &ev, 1, (int)(left_ms < 100 ? left_ms : 100),
+			    NULL, 0) >= 0)
+			continue;
+		if (still_ours && errno == EINTR)
+			continue;
+		/* No descriptor to spare: poll the state with a short backoff. */
+		int64_t ms = backoff_ms < left_ms ? backoff_ms : left_ms;
+		struct timespec ts = { .tv_sec = 0, .tv_nsec = (long)(ms * NS_PER_MS) };
+		syscall(SYS_nanosleep, &ts, NULL);
+		if (backoff_ms < 16)
+			backoff_ms *= 2;
+	}
+	if (ep >= 0 && ep_entry != NULL && (atomic_load(&ep_entry->state) & FD_LIBRARY_OWNED)) {
+		fd_table_forget(ep);
+		raw_close(ep);
+	}
+	return drained;
+}
+
+/* L1/L2: block up to the linger time for the data to be acknowledged, then
+ * close gracefully (L1) or reset the connection before returning (L2). */
+int close_action_linger_wait(struct close_request *r)
+{
+	fd_table_leave_epoll_sets(r->fd, r->entry);
+	int64_t deadline = monotonic_ns() + (int64_t)r->facts.linger_seconds * NS_PER_SEC;
+	r->final_row = ROW_L1;
+	if (probe_receive_queue(r->fd) > 0)
+		return close_action_abort(r); /* unread data: RST, in every row */
+	raw_shutdown(r->fd, SHUT_RDWR);
+	/* Like Linux, give the number up before blocking: wait on a private
+	 * copy (or, without one, on the application's descriptor). */
+	int copy = -1;
+	if (fork_guard_try_enter()) {
+		copy = raw_dup_high(r->fd);
+		if (copy >= 0)
+			fd_table_set_transient(copy);
+		fork_guard_leave();
+	}
+	int rc = 0;
+	int subject = r->fd;
+	if (copy >= 0) {
+		rc = close_give_up_number(r); /* not the last reference */
+		subject = copy;
+	}
+	bool drained = wait_for_drain(subject, deadline);
+	/* A fork child or an application dup2() may have taken the copy's
+	 * number meanwhile (reaper_vacate): then it is not ours to touch. */
+	struct fd_entry *ce = copy >= 0 ? fd_table_entry(copy) : NULL;
+	bool ours = copy < 0 || (ce && (atomic_load(&ce->state) & FD_TRANSIENT));
+	if (ours && !drained) {
+		r->final_row = ROW_L2;
+		stats_note_linger_reset();
+		raw_abort_connection(subject); /* RST before close() returns */
+	} else if (ours && r->facts.linger_on) {
+		set_linger(subject, false, r->linger.l_linger);
+	}
+	if (copy < 0)
+		return close_give_up_number(r);
+	if (ours) {
+		fd_table_forget(copy);
+		raw_close(copy);
+	}
+	return rc;
+}
