@@ -57,8 +57,11 @@ static int replace(int fd, int target, bool use_dup3, int flags)
 		return rc;
 	}
 	/* The application may name any number: move ours out of its way. */
-	if (fd_table_is_library_owned(target) && !fd_table_is_library_owned(fd))
-		reaper_vacate(target);
+	if (fd_table_is_library_owned(target) && !fd_table_is_library_owned(fd) &&
+	    !reaper_vacate(target)) {
+		errno = EBUSY; /* Linux's answer for a number that is being set up */
+		return -1;
+	}
 	return close_path_replace(fd, target, use_dup3, flags);
 }
 

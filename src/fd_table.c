@@ -21,21 +21,31 @@ static uint32_t table_size;
 static _Atomic int highest_fd = -1;             /* highest fd ever recorded */
 static _Atomic uint64_t next_socket_id = 1ull << 63; /* above any inode */
 
+static void *map_entries(uint64_t count)
+{
+	/* Pages are only touched for descriptor numbers in use. */
+	void *p = mmap(NULL, count * sizeof(struct fd_entry), PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	return p == MAP_FAILED ? NULL : p;
+}
+
+/* Sized for every number the kernel can hand out by default, not for the
+ * hard RLIMIT_NOFILE of today: root may raise that at run time, and the
+ * numbers above the old limit must not silently get plain Linux closes.
+ * Only where that much address space is refused (RLIMIT_AS), the table
+ * covers the hard limit. */
 void fd_table_init(void)
 {
 	if (table != NULL)
 		return;
-	struct rlimit lim;
 	uint64_t want = FD_TABLE_MAX_ENTRIES;
-	if (getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_max != RLIM_INFINITY &&
-	    lim.rlim_max < want)
-		want = lim.rlim_max;
-	if (want < FD_TABLE_MIN_ENTRIES)
-		want = FD_TABLE_MIN_ENTRIES;
-	/* Pages are only touched for descriptor numbers in use. */
-	void *p = mmap(NULL, want * sizeof(struct fd_entry), PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (p == MAP_FAILED)
+	void *p = map_entries(want);
+	struct rlimit lim;
+	if (p == NULL && getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_max < want) {
+		want = lim.rlim_max < FD_TABLE_MIN_ENTRIES ? FD_TABLE_MIN_ENTRIES : lim.rlim_max;
+		p = map_entries(want);
+	}
+	if (p == NULL)
 		return; /* no table: every close is a plain Linux close */
 	table_size = (uint32_t)want;
 	__atomic_store_n(&table, (struct fd_entry *)p, __ATOMIC_RELEASE);

@@ -24,8 +24,10 @@ void reaper_hand_off(int copy_fd);
 
 /* dup2()/dup3() onto one of the library's numbers: moves the library's
  * descriptor elsewhere and returns once fd is free for the application.
- * Blocks only for the reaper's turn-around (it never blocks while moving). */
-void reaper_vacate(int fd);
+ * Blocks only for the reaper's turn-around (it never blocks while moving).
+ * False (nothing done) in a signal handler that interrupted this thread
+ * inside the hand-off protocol, which could not wait for itself. */
+bool reaper_vacate(int fd);
 
 /* fork() child: the reaper thread does not exist there; close what it held
  * and let the next TCP socket start a new one. */

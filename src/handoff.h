@@ -1,0 +1,92 @@
+/* handoff.h: the hand-off protocol between closing threads and the reaper
+ * thread (§3): how a held copy reaches the reaper, and the channel (an
+ * epoll set and an eventfd) that exists only while something is held.
+ *
+ * Shared state (sequentially consistent atomics):
+ *   channel   NONE -> CREATING (one closer) -> READY -> CLOSING (the reaper)
+ *             -> NONE, or back to READY when a closer reserved meanwhile;
+ *             also the futex word the reaper sleeps on while it is not READY
+ *   held      copies reserved or live (WSPCLOSE_MAX_HELD bounds it)
+ *   head      a lock-free stack of handed-off copies (their fds, linked
+ *             through fd_entry.next_handoff): closers push, the reaper takes
+ *             the whole stack at once
+ *   wakers    closers between reading `channel` and writing the eventfd
+ *   idle      the reaper is about to sleep in epoll_pwait()
+ *
+ * Invariants:
+ *   I1 A closer reserves (held+1, channel READY) before it makes its copy,
+ *      so a pushed copy always finds the channel open, and the channel
+ *      cannot close while a copy is on its way (held > 0).
+ *   I2 The reaper closes the channel only with held == 0 and wakers == 0:
+ *      no closer ever writes to an eventfd number that is no longer ours.
+ *   I3 Every push is followed by a look at the stack without waiting for
+ *      another closer: the closer that finds the stack empty wakes the
+ *      reaper; one that finds it non-empty wakes it when the reaper is
+ *      idle (the reaper raises `idle`, then looks at the stack; a closer
+ *      pushes, then looks at `idle`: one of them sees the other), so a
+ *      stalled first pusher delays no one.
+ *   I4 A wake-up is never owed to a copy the reaper already took: an extra
+ *      eventfd token only costs a spurious wake-up (no flag can go stale).
+ *   I5 A thread interrupted by a signal inside the protocol (opening the
+ *      channel, waking the reaper) never waits for itself: its handler's
+ *      hand-off degrades, and its dup2() onto one of the channel's numbers
+ *      answers EBUSY instead of waiting (handoff_busy_here()).
+ * Everything on the closer side is async-signal-safe: atomics, futexes and
+ * system calls. */
+#ifndef WSPCLOSE_HANDOFF_H
+#define WSPCLOSE_HANDOFF_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* The token of the eventfd's registration in the epoll set. */
+#define HANDOFF_WAKE_TOKEN UINT64_MAX
+
+/* ---- closer side */
+
+/* Counts one more held copy against `max_held` and opens the channel;
+ * false when full or when the channel cannot be made (then degrade). */
+bool handoff_reserve(long max_held);
+/* Gives a reservation back (no copy was made). */
+void handoff_unreserve(void);
+/* Gives the reaper a reserved copy whose entry is filled in. */
+void handoff_push(int copy_fd);
+/* Wakes the reaper (also for a request other than a hand-off). */
+void handoff_wake_reaper(void);
+/* This thread is inside the protocol (a signal handler interrupted it). */
+bool handoff_busy_here(void);
+/* Held copies right now (reserved ones included). */
+long handoff_held(void);
+
+/* ---- reaper side */
+
+/* Sleeps until the channel is READY; before_sleep() runs first when it has
+ * to sleep at all. */
+void handoff_wait_for_channel(void (*before_sleep)(void));
+/* With nothing held: closes the channel and returns false; true when it
+ * stays open (something held, or a closer reserved meanwhile). */
+bool handoff_close_channel_if_idle(void);
+/* The channel's descriptors, while READY. */
+int handoff_epoll_fd(void);
+int handoff_wake_fd(void);
+/* Marks the reaper idle: returns the epoll_pwait() timeout to use
+ * (`timeout_ms`, or 0 when copies wait on the stack). */
+int handoff_begin_wait(int timeout_ms);
+void handoff_end_wait(void);
+/* The wake token fired: consumes the eventfd's count. */
+void handoff_consume_wakeup(void);
+/* Takes the whole stack: the newest copy's fd, or -1; the next ones follow
+ * fd_entry.next_handoff. */
+int handoff_take_all(void);
+/* A held copy was released. */
+void handoff_released(void);
+/* dup2() onto one of the channel's numbers: moves it up (the reaper
+ * only). False when it could not move (no descriptor to spare). */
+bool handoff_move_channel_descriptor(int fd);
+bool handoff_is_channel_descriptor(int fd);
+bool handoff_channel_creating(void);
+
+/* ---- fork child: the reaper thread and the closers are gone */
+void handoff_forget_after_fork(void);
+
+#endif
