@@ -5,9 +5,9 @@
 #include "fork_guard.h"
 #include "interleaving.h"
 #include "tcp_probe.h"
+#include "waiting.h"
 
 #include <errno.h>
-#include <linux/futex.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <sys/epoll.h>
@@ -41,30 +41,6 @@ static __thread _Atomic int busy_here __attribute__((tls_model("initial-exec")))
 bool handoff_busy_here(void)
 {
 	return busy_here > 0;
-}
-
-/* ---------------------------------------------------------------- waiting */
-
-static void futex_wait_while(_Atomic int32_t *word, int32_t value)
-{
-	syscall(SYS_futex, (int32_t *)word, FUTEX_WAIT_PRIVATE, value, NULL, NULL, 0);
-}
-
-static void futex_wake_all(_Atomic int32_t *word)
-{
-	syscall(SYS_futex, (int32_t *)word, FUTEX_WAKE_PRIVATE, INT32_MAX, NULL, NULL, 0);
-}
-
-/* For states another thread leaves within microseconds: yield first, and
- * sleep only if the other thread does not get there. */
-static void pause_briefly(unsigned *round)
-{
-	if ((*round)++ < 16) {
-		syscall(SYS_sched_yield);
-		return;
-	}
-	struct timespec ts = { 0, 50000 }; /* 50 µs */
-	syscall(SYS_nanosleep, &ts, NULL);
 }
 
 /* ---------------------------------------------------------------- descriptors */

@@ -19,10 +19,10 @@
 #include "monotonic.h"
 #include "stats.h"
 #include "tcp_probe.h"
+#include "waiting.h"
 #include "trace.h"
 
 #include <errno.h>
-#include <linux/futex.h>
 #include <sched.h>
 #include <pthread.h>
 #include <signal.h>
@@ -42,30 +42,6 @@ static struct {
 	_Atomic int status;
 	_Atomic int32_t vacate_fd;      /* a number the application wants, or -1 */
 } reaper = { .vacate_fd = -1 };
-
-/* ---------------------------------------------------------------- waiting */
-
-static void futex_wait_while(_Atomic int32_t *word, int32_t value)
-{
-	syscall(SYS_futex, (int32_t *)word, FUTEX_WAIT_PRIVATE, value, NULL, NULL, 0);
-}
-
-static void futex_wake_all(_Atomic int32_t *word)
-{
-	syscall(SYS_futex, (int32_t *)word, FUTEX_WAKE_PRIVATE, INT32_MAX, NULL, NULL, 0);
-}
-
-/* For states another thread leaves within microseconds: yield first, and
- * sleep only if the other thread does not get there. */
-static void pause_briefly(unsigned *round)
-{
-	if ((*round)++ < 16) {
-		syscall(SYS_sched_yield);
-		return;
-	}
-	struct timespec ts = { 0, 50000 }; /* 50 µs */
-	syscall(SYS_nanosleep, &ts, NULL);
-}
 
 static void serve_vacate_request(void)
 {
