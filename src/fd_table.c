@@ -1,6 +1,7 @@
 /* fd_table.c: the per-descriptor table. One flat array mapped once, updated
  * only with atomics, so close() can consult it from a signal handler. */
 #include "fd_table.h"
+#include "fd_state.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -34,6 +35,19 @@ static void *map_entries(uint64_t count)
  * numbers above the old limit must not silently get plain Linux closes.
  * Only where that much address space is refused (RLIMIT_AS), the table
  * covers the hard limit. */
+/* Every unconditional change of an entry's state goes through here (the
+ * compare-and-swap ones check the state they replace in place): the
+ * transition table of fd_state.h is checked in test builds. */
+static void set_state(struct fd_entry *e, uint32_t state, const char *by)
+{
+#ifdef WSPCLOSE_CHECK_STATES
+	fd_state_check(atomic_load(&e->state), state, by);
+#else
+	(void)by;
+#endif
+	atomic_store_explicit(&e->state, state, memory_order_release);
+}
+
 void fd_table_init(void)
 {
 	if (table != NULL)
@@ -104,7 +118,7 @@ void fd_table_set_socket(int fd, uint32_t kind_and_flags, uint64_t socket_id)
 	note_highest(fd);
 	clear_epoll_sets(e);
 	atomic_store_explicit(&e->socket_id, socket_id, memory_order_relaxed);
-	atomic_store_explicit(&e->state, kind_and_flags, memory_order_release);
+	set_state(e, kind_and_flags, "fd_table_set_socket");
 }
 
 /* Records a state that close_range() and the fork child must see. */
@@ -114,7 +128,7 @@ static void publish(int fd, uint32_t state)
 	if (e == NULL)
 		return;
 	note_highest(fd);
-	atomic_store_explicit(&e->state, state, memory_order_release);
+	set_state(e, state, "fd_table_publish (library-owned)");
 }
 
 void fd_table_set_library_owned(int fd)
@@ -139,7 +153,7 @@ void fd_table_forget(int fd)
 {
 	struct fd_entry *e = fd_table_entry(fd);
 	if (e != NULL)
-		atomic_store_explicit(&e->state, 0, memory_order_release);
+		set_state(e, 0, "fd_table_forget");
 }
 
 void fd_table_note_duplicate(int source, int target)
@@ -150,7 +164,7 @@ void fd_table_note_duplicate(int source, int target)
 	struct fd_entry *src = fd_table_entry(source);
 	uint32_t state = src ? atomic_load(&src->state) : 0;
 	if (fd_kind(state) == FD_KIND_NONE) {
-		atomic_store(&dst->state, 0);
+		set_state(dst, 0, "fd_table_note_duplicate (not a socket)");
 		return;
 	}
 	fd_table_add_flags(src, FD_HAS_DUPS);
@@ -168,6 +182,7 @@ void fd_table_note_epoll_add(int epfd, int fd)
 	uint32_t seen = set != NULL ? atomic_load(&set->state) : FD_LIBRARY_OWNED;
 	if (fd_state_is_unknown(seen) || seen == FD_TOMBSTONE) {
 		atomic_store(&set->socket_id, fd_table_new_socket_id());
+		fd_state_check(seen, FD_KIND_EPOLL, "fd_table_note_epoll_add");
 		atomic_compare_exchange_strong(&set->state, &seen, FD_KIND_EPOLL);
 	}
 	note_highest(epfd);
@@ -281,6 +296,7 @@ bool fd_table_claim_close(struct fd_entry *e, uint32_t *state)
 	do {
 		if ((seen & (FD_CLOSING | FD_LIBRARY_OWNED)) || fd_kind(seen) == FD_KIND_NONE)
 			return false;
+		fd_state_check(seen, seen | FD_CLOSING, "fd_table_claim_close");
 	} while (!atomic_compare_exchange_weak(&e->state, &seen, seen | FD_CLOSING));
 	*state = seen | FD_CLOSING;
 	return true;
@@ -296,7 +312,7 @@ void fd_table_release_claim(struct fd_entry *e, uint32_t flags)
 
 void fd_table_bury(struct fd_entry *e)
 {
-	atomic_store_explicit(&e->state, FD_TOMBSTONE, memory_order_release);
+	set_state(e, FD_TOMBSTONE, "fd_table_bury");
 }
 
 void fd_table_unbury(struct fd_entry *e)
@@ -318,7 +334,7 @@ void fd_table_restore(struct fd_entry *e, const struct fd_snapshot *saved)
 	for (int i = 0; i < FD_EPOLL_SLOTS; i++)
 		atomic_store(&e->epoll_sets[i], saved->epoll_sets[i]);
 	atomic_store(&e->socket_id, saved->socket_id);
-	atomic_store_explicit(&e->state, saved->state, memory_order_release);
+	set_state(e, saved->state, "fd_table_restore");
 }
 
 bool fd_table_is_last_reference(int fd, uint32_t state, uint64_t socket_id)

@@ -84,7 +84,7 @@ static void release_in_state(int fd, enum held_outcome outcome, int state)
 	 * epoll set (a late event of a still-referenced file is stale by its
 	 * generation). No fork() between unmarking and closing it. */
 	fork_guard_enter();
-	atomic_store_explicit(&e->state, 0, memory_order_release);
+	fd_table_forget(fd);
 	interleaving_point();
 	raw_close(fd);
 	fork_guard_leave();

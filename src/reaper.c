@@ -230,7 +230,7 @@ bool reaper_vacate(int fd)
 static void close_inherited_copy(int fd, struct fd_entry *e)
 {
 	if (atomic_load(&e->state) & (FD_HELD | FD_TRANSIENT)) {
-		atomic_store(&e->state, 0);
+		fd_table_forget(fd);
 		raw_close(fd);
 	}
 }
