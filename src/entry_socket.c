@@ -26,7 +26,7 @@ static void note_new_socket(int fd, uint32_t kind, uint64_t id)
 	if (vm_sharing_in_child())
 		return; /* the parent's table is not this process's */
 	fd_table_set_socket(fd, kind, id);
-	if (kind == FD_KIND_TCP)
+	if (fd_kind(kind) == FD_KIND_TCP)
 		reaper_start_once();
 }
 
@@ -61,6 +61,8 @@ static void note_accepted(int listener, int fd)
 		kind = probe_descriptor_kind(fd, &inode);
 		errno = saved;
 	}
+	if (kind == FD_KIND_TCP)
+		kind |= FD_ACCEPTED;
 	if (kind != FD_KIND_NONE)
 		note_new_socket(fd, kind, fd_table_new_socket_id());
 }

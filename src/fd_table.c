@@ -169,7 +169,8 @@ void fd_table_note_duplicate(int source, int target)
 	}
 	fd_table_add_flags(src, FD_HAS_DUPS);
 	/* Socket-wide facts travel; epoll membership is per number and stays. */
-	uint32_t copied = (state & (FD_KIND_MASK | FD_WRITE_SHUT | FD_SHARED | FD_STALE_EPOLL)) |
+	uint32_t copied = (state & (FD_KIND_MASK | FD_WRITE_SHUT | FD_SHARED | FD_STALE_EPOLL |
+				     FD_ACCEPTED)) |
 			  FD_HAS_DUPS;
 	fd_table_set_socket(target, copied, atomic_load(&src->socket_id));
 }

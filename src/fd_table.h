@@ -36,6 +36,9 @@ enum fd_state_bits {
 	/* With FD_LIBRARY_OWNED: a linger wait's private copy or epoll set,
 	 * owned by the thread that waits (a fork child closes it). */
 	FD_TRANSIENT = 1u << 12,
+	/* Accepted: connected from its first moment, never a listener or a
+	 * bound-only socket, so its close needs no TCP_INFO to tell (§3). */
+	FD_ACCEPTED = 1u << 13,
 };
 
 /* How many epoll sets a socket is remembered in before FD_EPOLL_MANY. */
