@@ -17,10 +17,12 @@ tests_integration_test_trace_LDADD = $(test_libs)
 TEST_EXTENSIONS = .sh
 SH_LOG_COMPILER = $(SHELL)
 TESTS += tests/command/test_wspclose_command.sh
-check_PROGRAMS += tests/command/strict_w1_ignored tests/command/strict_clean
+check_PROGRAMS += tests/command/strict_w1_ignored tests/command/strict_clean \
+	tests/command/strict_closefrom
 w1_situation_sources = tests/command/w1_situation.c tests/command/w1_situation.h
 tests_command_strict_w1_ignored_SOURCES = tests/command/strict_w1_ignored.c $(w1_situation_sources)
 tests_command_strict_clean_SOURCES = tests/command/strict_clean.c $(w1_situation_sources)
+tests_command_strict_closefrom_SOURCES = tests/command/strict_closefrom.c
 AM_TESTS_ENVIRONMENT += abs_top_builddir='$(abs_top_builddir)'; export abs_top_builddir;
 EXTRA_DIST += tests/command/test_wspclose_command.sh
 

@@ -1,6 +1,8 @@
 # tests/robustness.mk: Automake fragment included from Makefile.am (paths relative to the top).
 # Owns the tests of issue 3: sharing, implicit closes, epoll, blocked callers,
-# the library's own descriptors, fork/exec, signals and threads, and the stress run.
+# the library's own descriptors, fork/exec, signals and threads, and the stress run;
+# and of issue 9: vfork/fork children, closes that end in the caller with the
+# kernel's result, cancellation and signal-handler closes.
 
 sharing_sources = tests/integration/sharing_helpers.c tests/integration/sharing_helpers.h \
 	$(loopback_sources)
@@ -12,6 +14,9 @@ robustness_tests = \
 	tests/integration/test_own_descriptors \
 	tests/integration/test_fork_exec \
 	tests/integration/test_signals_threads \
+	tests/integration/test_children \
+	tests/integration/test_caller_close \
+	tests/integration/test_cancel_signals \
 	tests/stress/wspclose-stress
 check_PROGRAMS += $(robustness_tests)
 TESTS += $(robustness_tests)
@@ -37,6 +42,15 @@ tests_integration_test_fork_exec_LDADD = $(test_libs)
 tests_integration_test_signals_threads_SOURCES = tests/integration/test_signals_threads.c $(sharing_sources)
 tests_integration_test_signals_threads_CFLAGS = $(test_cflags)
 tests_integration_test_signals_threads_LDADD = $(test_libs)
+tests_integration_test_children_SOURCES = tests/integration/test_children.c $(sharing_sources)
+tests_integration_test_children_CFLAGS = $(test_cflags)
+tests_integration_test_children_LDADD = $(test_libs)
+tests_integration_test_caller_close_SOURCES = tests/integration/test_caller_close.c $(sharing_sources)
+tests_integration_test_caller_close_CFLAGS = $(test_cflags)
+tests_integration_test_caller_close_LDADD = $(test_libs)
+tests_integration_test_cancel_signals_SOURCES = tests/integration/test_cancel_signals.c $(sharing_sources)
+tests_integration_test_cancel_signals_CFLAGS = $(test_cflags)
+tests_integration_test_cancel_signals_LDADD = $(test_libs)
 
 # The stress program is plain C (no Check); `make check` runs it for 5 s.
 tests_stress_wspclose_stress_SOURCES = tests/stress/wspclose-stress.c $(sharing_sources)

@@ -21,7 +21,8 @@ unset LD_PRELOAD
 unset WSPCLOSE_LIBRARY WSPCLOSE_TRACE WSPCLOSE_TRACE_FORMAT WSPCLOSE_STATS \
 	WSPCLOSE_PASSTHROUGH WSPCLOSE_GRACE_MS WSPCLOSE_MAX_HELD WSPCLOSE_FINDINGS_FILE
 
-for needed in "$wspclose" "$helpers/strict_w1_ignored" "$helpers/strict_clean"; do
+for needed in "$wspclose" "$helpers/strict_w1_ignored" "$helpers/strict_clean" \
+	"$helpers/strict_closefrom"; do
 	if [ ! -x "$needed" ]; then
 		echo "test_wspclose_command: $needed is missing (run make check)" >&2
 		exit 99
@@ -85,6 +86,9 @@ fi
 
 run "$wspclose" --strict "$helpers/strict_clean"
 expect_status "--strict with W1 handled properly" 0
+
+run "$wspclose" --strict "$helpers/strict_closefrom"
+expect_status "--strict: closefrom()/close_range() over numbers closed before are no double closes" 0
 
 run "$wspclose" --passthrough --strict "$helpers/strict_w1_ignored"
 expect_status "--passthrough --strict with an ignored W1" 3
