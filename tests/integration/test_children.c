@@ -64,8 +64,11 @@ START_TEST(vfork_child_close_range_leaves_the_parent_alone)
 	/* A G1 close before the vfork: the reaper and its channel exist. */
 	struct lb_pair warm;
 	open_pair(&warm);
+	ino_t warm_inode = lb_socket_inode(warm.client);
 	ck_assert(close(warm.client) == 0);
 	warm.client = -1;
+	/* Counted once its held copy is released (the FIN is acknowledged). */
+	ck_assert(lb_wait_socket_gone(warm_inode, SH_HELD_MIN_FD, SH_DRAIN_MS));
 	int fds_before = lb_count_app_fds();
 
 	pid_t pid = vfork();
