@@ -17,6 +17,7 @@ robustness_tests = \
 	tests/integration/test_children \
 	tests/integration/test_caller_close \
 	tests/integration/test_cancel_signals \
+	tests/faults/test_injected_failures \
 	tests/stress/wspclose-stress
 check_PROGRAMS += $(robustness_tests)
 TESTS += $(robustness_tests)
@@ -51,6 +52,10 @@ tests_integration_test_caller_close_LDADD = $(test_libs)
 tests_integration_test_cancel_signals_SOURCES = tests/integration/test_cancel_signals.c $(sharing_sources)
 tests_integration_test_cancel_signals_CFLAGS = $(test_cflags)
 tests_integration_test_cancel_signals_LDADD = $(test_libs)
+tests_faults_test_injected_failures_SOURCES = tests/faults/test_injected_failures.c $(sharing_sources)
+tests_faults_test_injected_failures_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/tests/integration
+tests_faults_test_injected_failures_CFLAGS = $(test_cflags)
+tests_faults_test_injected_failures_LDADD = $(test_libs)
 
 # The stress program is plain C (no Check); `make check` runs it for 5 s.
 tests_stress_wspclose_stress_SOURCES = tests/stress/wspclose-stress.c $(sharing_sources)
