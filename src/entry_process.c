@@ -10,7 +10,6 @@
 #include "trace.h"
 #include "vm_sharing.h"
 
-#include <dlfcn.h>
 #include <errno.h>
 #include <sched.h>
 #include <stdarg.h>
@@ -18,8 +17,6 @@
 #include <unistd.h>
 
 __thread int vm_sharing_vfork_child __attribute__((tls_model("initial-exec")));
-static int (*real_clone)(int (*)(void *), void *, int, void *, ...);
-static pid_t (*real_fork_without_handlers)(void);
 _Atomic bool vm_sharing_needs_pid_check;
 static _Atomic long owner_pid;
 
@@ -118,6 +115,8 @@ WSPCLOSE_EXPORT int clone(int (*fn)(void *), void *stack, int flags, void *arg, 
 		if (!(flags & CLONE_FILES))
 			mark_inherited_sockets();
 	}
+	int (*real_clone)(int (*)(void *), void *, int, void *, ...) =
+		(int (*)(int (*)(void *), void *, int, void *, ...))libc_function(BOUND_clone);
 	if (real_clone == NULL) {
 		errno = ENOSYS;
 		return -1;
@@ -127,13 +126,6 @@ WSPCLOSE_EXPORT int clone(int (*fn)(void *), void *stack, int flags, void *arg, 
 
 /* ---------------------------------------------------------------- fork */
 
-/* Bound at load time: _Fork() may be called where dlsym() may not. */
-__attribute__((constructor)) static void bind_process_calls(void)
-{
-	vm_sharing_note_owner();
-	real_clone = (int (*)(int (*)(void *), void *, int, void *, ...))dlsym(RTLD_NEXT, "clone");
-	real_fork_without_handlers = (pid_t (*)(void))dlsym(RTLD_NEXT, "_Fork");
-}
 
 void fork_handlers_parent(void)
 {
@@ -158,6 +150,7 @@ void fork_handlers_child(void)
 /* _Fork() (glibc 2.34) runs no fork handlers: the same clean-up, here. */
 WSPCLOSE_EXPORT pid_t _Fork(void)
 {
+	pid_t (*real_fork_without_handlers)(void) = (pid_t (*)(void))libc_function(BOUND__Fork);
 	if (real_fork_without_handlers == NULL) {
 		errno = ENOSYS;
 		return -1;

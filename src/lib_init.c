@@ -10,6 +10,7 @@
 #include "reaper.h"
 #include "stats.h"
 #include "tcp_probe.h"
+#include "vm_sharing.h"
 #include "trace.h"
 
 #include <fcntl.h>
@@ -50,6 +51,13 @@ static void learn_existing_descriptors(void)
 __attribute__((constructor)) static void libwspclose_init(void)
 {
 	libc_bind();
+	vm_sharing_note_owner();
+	/* A second copy of the library in this process (two paths in
+	 * LD_PRELOAD, or a dlopen()) stays inert: no table, so every call of
+	 * it is the plain libc call; no reaper, trace or fork handlers. The
+	 * first copy's binding reaches libc through it. */
+	if (!libc_binding_is_first_copy())
+		return;
 	config_load(&wspclose_settings, environment, STDERR_FILENO);
 	fd_table_init();
 	learn_existing_descriptors();

@@ -8,15 +8,25 @@
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/types.h>
+#include <stdbool.h>
 #include <time.h>
+
+#include "interposed_names.h"
 
 /* Marks the interposed entry points: everything else is hidden, and the
  * version script exports exactly these names. */
 #define WSPCLOSE_EXPORT __attribute__((visibility("default")))
 
-/* Resolves every real function once (pthread_once); called by the
- * constructor, safe to call again. */
+/* Resolves every real function of src/interposed.list once (pthread_once);
+ * called by the constructor, safe to call again. A function that has no
+ * real definition is said once on stderr, and never called. */
 void libc_bind(void);
+/* The real function (cast it to its type), or NULL before binding or when
+ * there is none. */
+void *libc_function(enum bound_function f);
+/* True when this copy of the library is the one whose close() the process
+ * resolves first: a second copy in the same process stays inert. */
+bool libc_binding_is_first_copy(void);
 
 /* The application's own calls are forwarded through these, so that libc's
  * behaviour (cancellation points, errno) is kept. */

@@ -142,6 +142,10 @@ static bool start_thread(void)
 
 void reaper_start_once(void)
 {
+	/* No table (an inert second copy, or no memory for it): nothing can be
+	 * held, so no thread either. */
+	if (fd_table_capacity() == 0)
+		return;
 	int expected = REAPER_STOPPED;
 	if (atomic_load(&reaper.status) != REAPER_STOPPED ||
 	    !atomic_compare_exchange_strong(&reaper.status, &expected, REAPER_STARTING))

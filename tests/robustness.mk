@@ -18,6 +18,7 @@ robustness_tests = \
 	tests/integration/test_caller_close \
 	tests/integration/test_cancel_signals \
 	tests/faults/test_injected_failures \
+	tests/faults/test_two_copies \
 	tests/stress/wspclose-stress
 check_PROGRAMS += $(robustness_tests)
 TESTS += $(robustness_tests)
@@ -56,6 +57,10 @@ tests_faults_test_injected_failures_SOURCES = tests/faults/test_injected_failure
 tests_faults_test_injected_failures_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/tests/integration
 tests_faults_test_injected_failures_CFLAGS = $(test_cflags)
 tests_faults_test_injected_failures_LDADD = $(test_libs)
+tests_faults_test_two_copies_SOURCES = tests/faults/test_two_copies.c $(sharing_sources)
+tests_faults_test_two_copies_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/tests/integration
+tests_faults_test_two_copies_CFLAGS = $(test_cflags)
+tests_faults_test_two_copies_LDADD = $(test_libs)
 
 # The stress program is plain C (no Check); `make check` runs it for 5 s.
 tests_stress_wspclose_stress_SOURCES = tests/stress/wspclose-stress.c $(sharing_sources)
