@@ -1,4 +1,4 @@
-/* close_decision.c: the pure rule of SPEC §1/§2: socket facts in, the row and
+/* close_decision.c: the pure rule of §1/§2: socket facts in, the row and
  * the action out. No system calls and no globals, so it is tested directly. */
 #include "close_decision.h"
 

@@ -1,5 +1,5 @@
 /* close_decision.h: the pure rule that maps what is known about a closing
- * descriptor to a row of SPEC §2 and the action that carries it out. */
+ * descriptor to a row of §2 and the action that carries it out. */
 #ifndef WSPCLOSE_CLOSE_DECISION_H
 #define WSPCLOSE_CLOSE_DECISION_H
 
@@ -27,7 +27,7 @@ struct close_facts {
 	bool passthrough;        /* WSPCLOSE_PASSTHROUGH=1: Linux semantics */
 };
 
-/* The rows of SPEC §2, plus the reasons no row applies (SPEC §1). */
+/* The rows of §2, plus the reasons no row applies (§1). */
 enum close_row {
 	ROW_NOT_SOCKET,          /* plain close */
 	ROW_NOT_TCP,             /* plain close (+ §4 clean-up) */

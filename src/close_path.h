@@ -11,7 +11,7 @@
 int close_path_close(int fd, enum close_origin origin);
 
 /* dup2(source, target) (use_dup3: dup3 with flags) where the implicit close
- * of target gets its SPEC row; the number is handed over atomically. Same
+ * of target gets its §2 row; the number is handed over atomically. Same
  * contract as dup2(2)/dup3(2). */
 int close_path_replace(int source, int target, bool use_dup3, int flags);
 

@@ -1,4 +1,4 @@
-/* config.c: parses the WSPCLOSE_* environment variables (SPEC §7). Invalid
+/* config.c: parses the WSPCLOSE_* environment variables (§7). Invalid
  * values are reported with one line each and replaced by the default. */
 #include "config.h"
 

@@ -1,4 +1,4 @@
-/* config.h: the WSPCLOSE_* environment settings (SPEC §7), read once. */
+/* config.h: the WSPCLOSE_* environment settings (§7), read once. */
 #ifndef WSPCLOSE_CONFIG_H
 #define WSPCLOSE_CONFIG_H
 

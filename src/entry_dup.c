@@ -1,8 +1,8 @@
 /* entry_dup.c: the interposed duplicating calls (dup, dup2, dup3, fcntl and
  * fcntl64). A duplicate shares its socket, so closing one of them is not the
- * last reference (SPEC §1); dup2/dup3 onto an open socket is an implicit
- * close of it (SPEC §2); the library's own descriptors are not there for the
- * application (SPEC §1, last row). */
+ * last reference (§1); dup2/dup3 onto an open socket is an implicit
+ * close of it (§2); the library's own descriptors are not there for the
+ * application (§1, last row). */
 #include "close_path.h"
 #include "fd_table.h"
 #include "libc_binding.h"

@@ -1,6 +1,6 @@
 /* entry_epoll.c: the interposed epoll_ctl(): remembers which epoll sets each
  * socket was added to, so that close() can take it out of every one of them
- * before anything else happens (SPEC §4). */
+ * before anything else happens (§4). */
 #include "fd_table.h"
 #include "libc_binding.h"
 #include "vm_sharing.h"

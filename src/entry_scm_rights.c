@@ -1,6 +1,6 @@
 /* entry_scm_rights.c: the interposed sendmsg/recvmsg (and their mmsg forms).
  * A socket sent with SCM_RIGHTS has crossed a process boundary: its close
- * gets kernel semantics (SPEC §1). A received socket is learned: it is a
+ * gets kernel semantics (§1). A received socket is learned: it is a
  * socket (the table must say so) that another process may still hold. */
 #include "fd_table.h"
 #include "libc_binding.h"

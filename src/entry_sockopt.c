@@ -1,6 +1,6 @@
 /* entry_sockopt.c: the interposed setsockopt()/getsockopt(): Linux behaviour
  * for every option, plus Winsock's SO_DONTLINGER emulated on SO_LINGER
- * (SPEC §5), with the kernel's own errors. */
+ * (§5), with the kernel's own errors. */
 #include "libc_binding.h"
 #include "tcp_probe.h"
 #include "trace.h"

@@ -1,6 +1,6 @@
 /* entry_spawn.c: the interposed posix_spawn(), posix_spawnp(), system() and
  * popen(). They create processes without running fork handlers, so the
- * sockets their child inherits are marked shared here (SPEC §1: a socket
+ * sockets their child inherits are marked shared here (§1: a socket
  * that crossed a process boundary gets kernel semantics): a shutdown on
  * the parent's behalf would cut off the child (the inetd pattern). */
 #include "fd_table.h"

@@ -106,7 +106,7 @@ void fd_table_note_write_shut(int fd);
 /* fd, registered in an epoll set, is being closed while other numbers of
  * its socket stay open: they carry FD_STALE_EPOLL from now on. */
 void fd_table_note_stale_epoll(int fd, struct fd_entry *e);
-/* epoll_ctl() succeeded: remember which sets a socket is in (SPEC §4). */
+/* epoll_ctl() succeeded: remember which sets a socket is in (§4). */
 void fd_table_note_epoll_add(int epfd, int fd);
 void fd_table_note_epoll_del(int epfd, int fd);
 /* An epoll descriptor is being closed. When it was the last descriptor of

@@ -1,5 +1,5 @@
 /* reaper.h: the background thread that owns held copies until their
- * teardown finishes (SPEC §3). */
+ * teardown finishes (§3). */
 #ifndef WSPCLOSE_REAPER_H
 #define WSPCLOSE_REAPER_H
 

@@ -1,5 +1,5 @@
 /* stats.h: counters for the exit summary and the divergence report
- * (WSPCLOSE_STATS, SPEC §7): closes by row, how held sockets ended, and the
+ * (WSPCLOSE_STATS, §7): closes by row, how held sockets ended, and the
  * findings that would break on Windows. Lock-free counters. */
 #ifndef WSPCLOSE_STATS_H
 #define WSPCLOSE_STATS_H

@@ -1,4 +1,4 @@
-/* trace.h: WSPCLOSE_TRACE lines (SPEC §7): one per close decision, shutdown,
+/* trace.h: WSPCLOSE_TRACE lines (§7): one per close decision, shutdown,
  * linger change and reaper outcome, as text or JSON. Each line is built on
  * the stack and written with one write() to an O_APPEND descriptor, so
  * threads and processes sharing a file never interleave; no stdio, no malloc:

@@ -1,4 +1,4 @@
-/* wspclose-demo.c: runs one loopback scenario per row of SPEC §2 and shows
+/* wspclose-demo.c: runs one loopback scenario per row of §2 and shows
  * what close() measurably did: plain Linux, libwspclose, and what Windows does. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -349,7 +349,7 @@ struct outcome {
 struct scenario {
 	const char *row;
 	const char *setup;
-	const char *windows;       /* SPEC §2, fixed text */
+	const char *windows;       /* §2, fixed text */
 	void (*run)(struct outcome *out);
 	/* What Windows does, as checked against a measurement. */
 	int want_ret;
@@ -876,7 +876,7 @@ static int run_human(const struct scenario *only)
 	const char *preload = getenv("LD_PRELOAD");
 	int matching = 0, ran = 0;
 
-	printf("wspclose-demo: close() of a loopback TCP socket, one scenario per row of SPEC section 2\n");
+	printf("wspclose-demo: close() of a loopback TCP socket, one scenario per row of libwspclose(7) section 2\n");
 	printf("this process: LD_PRELOAD=%s (libwspclose %s)\n",
 	       preload && *preload ? preload : "(none)",
 	       is_mapped("libwspclose") ? "loaded" : "NOT loaded: plain Linux semantics");
@@ -1041,7 +1041,7 @@ static int run_compare(const char *library, const struct scenario *only)
 		return 2;
 	}
 	snprintf(preload_entry, sizeof preload_entry, "LD_PRELOAD=%s", resolved);
-	printf("wspclose-demo: close() of a loopback TCP socket, one scenario per row of SPEC section 2,\n"
+	printf("wspclose-demo: close() of a loopback TCP socket, one scenario per row of libwspclose(7) section 2,\n"
 	       "run twice: plain Linux, then LD_PRELOAD=%s\n", resolved);
 	print_uname();
 	fflush(stdout);

@@ -638,7 +638,7 @@ bool sh_wait_thread_blocked(pid_t tid, int timeout_ms)
 	}
 }
 
-/* ------------------------------------------------------ SPEC rows */
+/* ------------------------------------------------------ §2 rows */
 
 static bool row_fail(char *why, size_t len, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));

@@ -11,7 +11,7 @@
 
 #include "loopback.h"
 
-/* Where SPEC §3 puts the library's held copies and reaper descriptors. */
+/* Where §3 puts the library's held copies and reaper descriptors. */
 #define SH_HELD_MIN_FD 1024
 /* "Returns at once" on a noisy shared 2-core VM. */
 #define SH_QUICK_MS 500
@@ -149,9 +149,9 @@ ssize_t sh_recv_fd(int unix_sock, void *data, size_t len, int *fd);
  * make. Returns true if seen within timeout_ms. */
 bool sh_wait_thread_blocked(pid_t tid, int timeout_ms);
 
-/* ------------------------------------------------------ SPEC rows */
+/* ------------------------------------------------------ §2 rows */
 
-/* Checks SPEC §2 rows on new loopback connections, without Check (usable
+/* Checks §2 rows on new loopback connections, without Check (usable
  * in children that closed every descriptor):
  *  G1 hold: close() of a full send queue returns 0 at once, a copy is held
  *     at >= 1024, the peer then gets every byte and EOF, the copy goes;

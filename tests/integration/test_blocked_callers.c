@@ -1,4 +1,4 @@
-/* test_blocked_callers.c: SPEC §4: threads blocked in recv, send, accept,
+/* test_blocked_callers.c: §4: threads blocked in recv, send, accept,
  * connect, poll or select on a socket return once another thread closes it. */
 #include <check.h>
 #include <arpa/inet.h>
@@ -19,7 +19,7 @@
 #include "loopback.h"
 #include "sharing_helpers.h"
 
-/* SPEC §4: blocked callers are woken within 500 ms. */
+/* §4: blocked callers are woken within 500 ms. */
 #define WAKE_MS 500
 /* How long a thread that was not woken is given before the test unblocks
  * it by other means (and fails). */
@@ -138,14 +138,14 @@ static int64_t close_and_expect_wakeup(struct blocker *b, void (*unblock)(void *
 		unblock(ctx);
 		bool ended = join_within(b, 8000);
 
-		ck_abort_msg("a thread blocked in %s on the socket was still blocked %d ms after another thread closed it (SPEC §4: woken within %d ms)%s",
+		ck_abort_msg("a thread blocked in %s on the socket was still blocked %d ms after another thread closed it (§4: woken within %d ms)%s",
 			     kind_names[b->kind], STUCK_MS, WAKE_MS,
 			     ended ? "" : "; it could not even be unblocked");
 	}
 	int64_t woke_after = b->returned_ms - closed_at;
 
 	ck_assert_msg(woke_after <= WAKE_MS,
-		      "the thread blocked in %s returned %lld ms after close(); SPEC §4: within %d ms",
+		      "the thread blocked in %s returned %lld ms after close(); §4: within %d ms",
 		      kind_names[b->kind], (long long)woke_after, WAKE_MS);
 	fprintf(stderr, "%s returned %ld (errno %d, %s) %lld ms after close()\n",
 		kind_names[b->kind], b->rc, b->err, strerror(b->err), (long long)woke_after);
@@ -317,12 +317,12 @@ START_TEST(connect_returns_after_close)
 		accepted = accept(listener, NULL, NULL);
 		bool ended = join_within(&b, 8000);
 
-		ck_abort_msg("a thread blocked in connect() was still blocked %d ms after another thread closed the socket (SPEC §4: woken within %d ms)%s",
+		ck_abort_msg("a thread blocked in connect() was still blocked %d ms after another thread closed the socket (§4: woken within %d ms)%s",
 			     STUCK_MS, WAKE_MS, ended ? "" : "; it could not be unblocked");
 	}
 	int64_t woke_after = b.returned_ms - closed_at;
 
-	ck_assert_msg(woke_after <= WAKE_MS, "connect() returned %lld ms after close(); SPEC §4: within %d ms",
+	ck_assert_msg(woke_after <= WAKE_MS, "connect() returned %lld ms after close(); §4: within %d ms",
 		      (long long)woke_after, WAKE_MS);
 	ck_assert_msg(b.rc == -1, "the interrupted connect() returned %ld, expected a failure", b.rc);
 	if (accepted >= 0)

@@ -1,4 +1,4 @@
-/* test_close_rows.c: one test per row of SPEC §2 (close() on the last
+/* test_close_rows.c: one test per row of §2 (close() on the last
  * reference of a TCP socket) over loopback, plus the close() basics of §1/§6. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -212,7 +212,7 @@ START_TEST(row_G2_shutdown_wr_linger_off)
 }
 END_TEST
 
-/* Linux resets here; Windows (and the SPEC) ignore linger after shutdown. */
+/* Linux resets here; Windows (and §2) ignore linger after shutdown. */
 START_TEST(row_G2_linger_abort_then_shutdown_wr_no_reset)
 {
 	check_g2(SHUT_WR, 1, 0, false, "G2 ({1,0} then SHUT_WR)");
@@ -232,7 +232,7 @@ START_TEST(row_G2_shutdown_wr_then_linger_abort_no_reset)
 END_TEST
 
 /* Linux would block for the linger time here (blocking socket, data
- * pending); after shutdown the SPEC says close() returns at once. */
+ * pending); after shutdown §2 says close() returns at once. */
 START_TEST(row_G2_linger_timeout_blocking_does_not_wait)
 {
 	check_g2(SHUT_WR, 1, 3, false, "G2 ({1,3}, blocking, SHUT_WR)");

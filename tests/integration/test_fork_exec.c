@@ -1,4 +1,4 @@
-/* test_fork_exec.c: SPEC §3 after fork() and exec: no held copy is inherited
+/* test_fork_exec.c: §3 after fork() and exec: no held copy is inherited
  * or survives exec, the child's reaper starts anew, fork never deadlocks. */
 #include <check.h>
 #include <errno.h>

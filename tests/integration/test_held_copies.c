@@ -1,4 +1,4 @@
-/* test_held_copies.c: SPEC §3: the held copy the library keeps on a closed
+/* test_held_copies.c: §3: the held copy the library keeps on a closed
  * TCP socket, its release, and its limits (WSPCLOSE_GRACE_MS, _MAX_HELD). */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -21,7 +21,7 @@
 
 #include "loopback.h"
 
-/* Where SPEC §3 puts held copies (RLIMIT_NOFILE is far above it here). */
+/* Where §3 puts held copies (RLIMIT_NOFILE is far above it here). */
 #define HELD_MIN_FD 1024
 /* Generous bound for "released within max(10 ms, 1 RTT)". */
 #define RELEASE_MS 2000
@@ -164,7 +164,7 @@ START_TEST(held_copy_released_once_peer_reads_all)
 }
 END_TEST
 
-/* SPEC §1: a descriptor the library owns is not open for the application. */
+/* §1: a descriptor the library owns is not open for the application. */
 START_TEST(closing_the_held_copy_number_is_ebadf)
 {
 	struct held_case hc;
@@ -290,7 +290,7 @@ START_TEST(nothing_held_and_no_wakeups_while_idle)
 }
 END_TEST
 
-/* SPEC §6, read literally: "once all teardowns finish, the process holds
+/* §6, read literally: "once all teardowns finish, the process holds
  * exactly the descriptors the app holds", so not even the reaper's own
  * epoll/eventfd stay open while nothing is held. */
 START_TEST(idle_process_holds_only_app_descriptors)

@@ -1,4 +1,4 @@
-/* test_implicit_close.c: SPEC §2 last paragraph: dup2()/dup3() onto a socket,
+/* test_implicit_close.c: §2 last paragraph: dup2()/dup3() onto a socket,
  * close_range() (every flag, bad arguments) and closefrom() as implicit closes. */
 #include <check.h>
 #include <errno.h>
@@ -23,7 +23,7 @@
 
 #define CHILD_MS 12000
 #define QUIET_MS 300
-/* SPEC: an implicit close never blocks the caller. */
+/* §2: an implicit close never blocks the caller. */
 #define IMPLICIT_QUICK_MS 300
 
 static void open_pair(struct lb_pair *pair)

@@ -1,4 +1,4 @@
-/* test_own_descriptors.c: SPEC §1 last row: the library's own descriptors
+/* test_own_descriptors.c: §1 last row: the library's own descriptors
  * (held copies, the reaper's epoll and eventfd) are not the application's. */
 #include <check.h>
 #include <errno.h>

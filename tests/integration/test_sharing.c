@@ -1,4 +1,4 @@
-/* test_sharing.c: SPEC §1, the last-reference rule: sockets duplicated in the
+/* test_sharing.c: §1, the last-reference rule: sockets duplicated in the
  * process, shared with a forked child, passed with SCM_RIGHTS or spawned. */
 #include <check.h>
 #include <errno.h>
@@ -500,7 +500,7 @@ END_TEST
 /* ------------------------------------------------------ posix_spawn */
 
 /* posix_spawn() runs no fork handlers: the library cannot see this child
- * inherit the socket, but it has (SPEC §1 "shared with another process").
+ * inherit the socket, but it has (§1 "shared with another process").
  * Closing the parent's copy must not shut the connection down under the
  * child: the spawned shell still writes through it. */
 START_TEST(socket_inherited_by_posix_spawn_child_survives_parent_close)

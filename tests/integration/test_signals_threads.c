@@ -1,4 +1,4 @@
-/* test_signals_threads.c: SPEC §6: close() from a signal handler at 1 kHz
+/* test_signals_threads.c: §6: close() from a signal handler at 1 kHz
  * while the main thread closes, and concurrent close() from many threads. */
 #include <check.h>
 #include <errno.h>

@@ -1,4 +1,4 @@
-/* test_sockopt.c: SPEC §5: the emulated SO_DONTLINGER option, and SO_LINGER
+/* test_sockopt.c: §5: the emulated SO_DONTLINGER option, and SO_LINGER
  * keeping its Linux behaviour, checked against the kernel's own answers. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE

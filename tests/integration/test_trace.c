@@ -1,4 +1,4 @@
-/* test_trace.c: the diagnostics of SPEC §7 / issue 4 seen from outside: runs
+/* test_trace.c: the diagnostics of §7 / issue 4 seen from outside: runs
  * scenarios in child processes that trace to a file, parses every line. */
 #include <check.h>
 #include <errno.h>
@@ -49,7 +49,7 @@ extern char **environ;
 /* ================================================================ scenarios
  * Run in a child process (argv: --scenario NAME) with libwspclose preloaded
  * and WSPCLOSE_* set by the test. Exit status 0 when the program saw what
- * the SPEC promises; otherwise a message on stderr and status 1. Facts the
+ * libwspclose(7) promises; otherwise a message on stderr and status 1. Facts the
  * test needs (inode, fd) go to stdout as "key=value" words. */
 
 static const char *scenario_name = "?";
@@ -885,7 +885,7 @@ static bool counts_object(const struct json_value *v, const char *key, char *why
 	return true;
 }
 
-/* The fields SPEC §7 requires, by event. */
+/* The fields §7 requires, by event. */
 static bool check_required_fields(const struct json_value *v, char *why, size_t why_len)
 {
 	static const char *const outcomes[] = { "fin-acked", "peer-reset", "data-after-close",

@@ -422,7 +422,7 @@ static void op_epoll_del(struct worker *w)
 			w->handles[h].fd, strerror(errno));
 }
 
-/* SPEC §4: no event for a descriptor that was closed. */
+/* §4: no event for a descriptor that was closed. */
 static void op_epoll_wait(struct worker *w)
 {
 	struct epoll_event events[64];

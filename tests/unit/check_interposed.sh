@@ -34,13 +34,14 @@ compare() {
 }
 compare list exported "the library exports exactly the names of src/interposed.list"
 compare list defined "every listed name has an entry point, and no entry point is unlisted"
-for name in $(sed -e 's/#.*//' "$list" | awk '$2 == "bound" { print $1 }'); do
+sed -e 's/#.*//' "$list" | awk '$2 == "bound" { print $1 }' >"$work/bound"
+while read -r name; do
 	if grep -q "BOUND_$name\b" "$top_srcdir"/src/*.c; then
 		passed=$((passed + 1))
 	else
 		failed=$((failed + 1))
 		echo "FAIL: $name is listed as bound but nothing calls libc_function(BOUND_$name)"
 	fi
-done
+done <"$work/bound"
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

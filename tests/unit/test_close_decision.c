@@ -1,5 +1,5 @@
 /* test_close_decision.c: owns the pure close rule (src/close_decision.c):
- * every row of SPEC §1 and §2, their precedence, implicit closes, names. */
+ * every row of §1 and §2, their precedence, implicit closes, names. */
 #include <check.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -77,7 +77,7 @@ static const struct row_case cases[] = {
 	{ "L {1,5} pending", TCP(false, true, 5, false, true, EX), ROW_L, ACTION_LINGER_WAIT },
 	{ "L {1,5} idle", TCP(false, true, 5, false, false, EX), ROW_L, ACTION_LINGER_WAIT },
 
-	/* ---- SPEC §1: no row of §2 applies ---- */
+	/* ---- §1: no row of §2 applies ---- */
 	{ "not a socket", FACTS(false, false, false, true, false, false, 0, false, false, EX, false),
 	  ROW_NOT_SOCKET, ACTION_REAL_CLOSE },
 	{ "not a socket, odd facts", FACTS(false, false, false, true, true, true, 5, true, true, EX, false),
@@ -262,7 +262,7 @@ START_TEST(test_implicit_ignores_drain_facts)
 END_TEST
 
 /* W1 is not sticky: once the app sets linger off, {1,0} or shuts down, the
- * same nonblocking, pending socket closes as G1, A1 or G2 (SPEC §2 W1). */
+ * same nonblocking, pending socket closes as G1, A1 or G2 (§2 W1). */
 START_TEST(test_w1_escapes)
 {
 	struct close_facts f = TCP(false, true, 5, true, true, EX);
@@ -305,7 +305,7 @@ END_TEST
 
 #define ROW_BIT(r) (1u << (unsigned)(r))
 
-/* SPEC §1/§2 as an oracle. `rows` is the set of acceptable rows where the
+/* §1/§2 as an oracle. `rows` is the set of acceptable rows where the
  * contract does not order two reasons that both lead to the real close()
  * (not-last-reference vs shared, passthrough vs a §1 reason). */
 static void oracle(const struct close_facts *f, unsigned *rows,

@@ -1,5 +1,5 @@
 /* test_config.c: owns config_load() (src/config.c): WSPCLOSE_* defaults,
- * valid values, and one warning line per invalid value (SPEC §7). */
+ * valid values, and one warning line per invalid value (§7). */
 #include <check.h>
 #include <stdbool.h>
 #include <stdio.h>
