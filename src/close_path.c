@@ -44,9 +44,10 @@ static int linger_seconds(int kernel_value)
 	return kernel_value;
 }
 
-/* Probes in order of cost: SO_LINGER; one TCP_INFO, except for an accepted
- * socket with linger off (it has something to tear down unless it was
- * reset, which the reaper sees at once, and G1 and G2 act alike there);
+/* Probes in order of cost: SO_LINGER; one TCP_INFO, except for a connected
+ * socket (accepted, or connect() returned 0) with linger off: it has
+ * something to tear down unless it was reset, which the reaper sees at
+ * once, and G1 and G2 act alike there;
  * O_NONBLOCK and SIOCOUTQ only for the W and L rows. Tracing adds none:
  * what a trace line shows beyond them is read afterwards. */
 int close_gather_facts(struct close_request *r)
@@ -58,7 +59,8 @@ int close_gather_facts(struct close_request *r)
 	f->linger_on = r->linger.l_onoff != 0;
 	f->linger_seconds = f->linger_on ? linger_seconds(r->linger.l_linger) : r->linger.l_linger;
 	struct tcp_snapshot snap;
-	bool needs_state = f->is_tcp && (f->linger_on || !(r->state & FD_ACCEPTED));
+	bool known_connected = (r->state & (FD_CONNECTED | FD_DISCONNECTED)) == FD_CONNECTED;
+	bool needs_state = f->is_tcp && (f->linger_on || !known_connected);
 	if (needs_state && probe_tcp_snapshot(r->fd, &snap) == 0) {
 		r->tcp_state = snap.state;
 		r->data_segs_in = snap.data_segs_in;

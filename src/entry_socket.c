@@ -1,7 +1,7 @@
 /* entry_socket.c: the interposed socket-creating calls (socket, socketpair,
- * accept, accept4). They fill the descriptor table so that close() knows a
- * socket without asking the kernel, and start the reaper before any close()
- * could need it. */
+ * accept, accept4) and connect(). They fill the descriptor table so that
+ * close() knows a socket, and whether it is connected, without asking the
+ * kernel, and start the reaper before any close() could need it. */
 #include "fd_table.h"
 #include "libc_binding.h"
 #include "reaper.h"
@@ -62,7 +62,7 @@ static void note_accepted(int listener, int fd)
 		errno = saved;
 	}
 	if (kind == FD_KIND_TCP)
-		kind |= FD_ACCEPTED;
+		kind |= FD_CONNECTED;
 	if (kind != FD_KIND_NONE)
 		note_new_socket(fd, kind, fd_table_new_socket_id());
 }
@@ -81,4 +81,17 @@ WSPCLOSE_EXPORT int accept4(int fd, struct sockaddr *addr, socklen_t *len, int f
 	if (conn >= 0)
 		note_accepted(fd, conn);
 	return conn;
+}
+
+/* A connect() that returned 0 made an established connection (a
+ * non-blocking one in progress returns EINPROGRESS and is asked at its
+ * close); connect(AF_UNSPEC) dissolves one. Nothing else changes: the
+ * kernel's result and errno are the application's. */
+WSPCLOSE_EXPORT int connect(int fd, const struct sockaddr *addr, socklen_t len)
+{
+	int rc = libc_connect(fd, addr, len);
+	if (rc == 0 && !vm_sharing_in_child())
+		fd_table_note_connect(fd, addr != NULL && len >= (socklen_t)sizeof addr->sa_family &&
+						  addr->sa_family == AF_UNSPEC);
+	return rc;
 }

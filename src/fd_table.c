@@ -170,7 +170,7 @@ void fd_table_note_duplicate(int source, int target)
 	fd_table_add_flags(src, FD_HAS_DUPS);
 	/* Socket-wide facts travel; epoll membership is per number and stays. */
 	uint32_t copied = (state & (FD_KIND_MASK | FD_WRITE_SHUT | FD_SHARED | FD_STALE_EPOLL |
-				     FD_ACCEPTED)) |
+				     FD_CONNECTED | FD_DISCONNECTED)) |
 			  FD_HAS_DUPS;
 	fd_table_set_socket(target, copied, atomic_load(&src->socket_id));
 }
@@ -279,6 +279,19 @@ void fd_table_note_write_shut(int fd)
 		return;
 	/* shutdown() acts on the socket: every dup of it is shut too. */
 	add_flags_to_dups(fd, atomic_load(&e->socket_id), FD_WRITE_SHUT);
+}
+
+void fd_table_note_connect(int fd, bool dissolved)
+{
+	struct fd_entry *e = fd_table_entry(fd);
+	uint32_t state = e ? atomic_load(&e->state) : 0;
+	if (fd_kind(state) != FD_KIND_TCP)
+		return;
+	uint32_t flag = dissolved ? FD_DISCONNECTED : FD_CONNECTED;
+	fd_table_add_flags(e, flag);
+	/* A connection belongs to the socket: every dup of it has it too. */
+	if (state & FD_HAS_DUPS)
+		add_flags_to_dups(fd, atomic_load(&e->socket_id), flag);
 }
 
 bool fd_table_add_flags(struct fd_entry *e, uint32_t flags)

@@ -36,9 +36,12 @@ enum fd_state_bits {
 	/* With FD_LIBRARY_OWNED: a linger wait's private copy or epoll set,
 	 * owned by the thread that waits (a fork child closes it). */
 	FD_TRANSIENT = 1u << 12,
-	/* Accepted: connected from its first moment, never a listener or a
-	 * bound-only socket, so its close needs no TCP_INFO to tell (§3). */
-	FD_ACCEPTED = 1u << 13,
+	/* Connected: accepted, or a connect() returned 0. Never a listener or a
+	 * bound-only socket since, so its close needs no TCP_INFO to tell (§3). */
+	FD_CONNECTED = 1u << 13,
+	/* A connect(AF_UNSPEC) dissolved its connection: it may be anything
+	 * now (even a listener), FD_CONNECTED no longer says so. */
+	FD_DISCONNECTED = 1u << 14,
 };
 
 /* How many epoll sets a socket is remembered in before FD_EPOLL_MANY. */
@@ -103,6 +106,9 @@ void fd_table_forget(int fd);
 /* `target` now refers to what `source` refers to (dup, dup2, F_DUPFD). */
 void fd_table_note_duplicate(int source, int target);
 void fd_table_note_write_shut(int fd);
+/* connect() returned 0 on a TCP socket: it is connected, or, for
+ * connect(AF_UNSPEC), its connection was dissolved. */
+void fd_table_note_connect(int fd, bool dissolved);
 /* fd, registered in an epoll set, is being closed while other numbers of
  * its socket stay open: they carry FD_STALE_EPOLL from now on. */
 void fd_table_note_stale_epoll(int fd, struct fd_entry *e);

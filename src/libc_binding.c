@@ -125,6 +125,12 @@ int libc_accept(int fd, struct sockaddr *addr, socklen_t *len)
 	return fn ? fn(fd, addr, len) : (int)syscall(SYS_accept4, fd, addr, len, 0);
 }
 
+int libc_connect(int fd, const struct sockaddr *addr, socklen_t len)
+{
+	int (*fn)(int, const struct sockaddr *, socklen_t) = libc_function(BOUND_connect);
+	return fn ? fn(fd, addr, len) : (int)syscall(SYS_connect, fd, addr, len);
+}
+
 int libc_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
 {
 	int (*fn)(int, struct sockaddr *, socklen_t *, int) = libc_function(BOUND_accept4);

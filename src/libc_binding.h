@@ -38,6 +38,7 @@ int libc_socket(int domain, int type, int protocol);
 int libc_socketpair(int domain, int type, int protocol, int fds[2]);
 int libc_accept(int fd, struct sockaddr *addr, socklen_t *len);
 int libc_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags);
+int libc_connect(int fd, const struct sockaddr *addr, socklen_t len);
 int libc_dup(int fd);
 int libc_dup2(int fd, int target);
 int libc_dup3(int fd, int target, int flags);

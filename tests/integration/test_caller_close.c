@@ -1,7 +1,8 @@
 /* test_caller_close.c: closes that must end inside the call, with the
  * kernel's result: a socket with nothing to tear down is closed in the
  * caller (§3: a closed listener refuses connections, its port is free at
- * once); a dup2()/dup3() the kernel fails leaves the target as it was; a
+ * once, also after connect(AF_UNSPEC) dissolved a connection);
+ * a dup2()/dup3() the kernel fails leaves the target as it was; a
  * refused close_range system call closes nothing (§6); an epoll set on a
  * reused number is known; linger {1,-1} is the longest linger, not an
  * abort (§8); errno survives a successful what-if close (§6). Each case
@@ -48,6 +49,17 @@ static int bound_socket(struct sockaddr_in *addr, uint16_t port)
 	return fd;
 }
 
+/* Whether addr's port can be bound at once (no SO_REUSEADDR). */
+static bool port_can_be_bound(const struct sockaddr_in *addr)
+{
+	struct sockaddr_in again_addr;
+	int again = bound_socket(&again_addr, ntohs(addr->sin_port));
+	if (again < 0)
+		return false;
+	close(again);
+	return true;
+}
+
 /* ------------------------------------------------------ nothing to tear down */
 
 START_TEST(closed_listener_refuses_connections_at_once)
@@ -69,6 +81,44 @@ START_TEST(closed_listener_refuses_connections_at_once)
 }
 END_TEST
 
+/* A socket connected once and its connection dissolved with
+ * connect(AF_UNSPEC) has nothing to tear down: the library must not take it
+ * for connected, and its port is free when close() returns. */
+START_TEST(dissolved_connection_frees_its_port_at_once)
+{
+	struct sockaddr_in server_addr;
+	int server = bound_socket(&server_addr, 0);
+	ck_assert(listen(server, ROUNDS) == 0);
+	int refused = 0;
+	for (int round = 0; round < ROUNDS; round++) {
+		/* Bound to a port by number: only then does the socket keep its
+		 * port after the connection is dissolved. */
+		struct sockaddr_in addr;
+		int fd = bound_socket(&addr, 0);
+		ck_assert(fd >= 0);
+		close(fd);
+		fd = bound_socket(&addr, ntohs(addr.sin_port));
+		if (fd < 0) {
+			round--; /* taken in between by someone else: another port */
+			continue;
+		}
+		ck_assert(connect(fd, (struct sockaddr *)&server_addr, sizeof server_addr) == 0);
+		int peer = accept(server, NULL, NULL);
+		ck_assert(peer >= 0);
+		struct sockaddr unspec = { .sa_family = AF_UNSPEC };
+		ck_assert(connect(fd, &unspec, sizeof unspec) == 0);
+		ck_assert(close(fd) == 0);
+		if (!port_can_be_bound(&addr))
+			refused++;
+		close(peer);
+	}
+	close(server);
+	ck_assert_msg(refused == 0,
+		      "bind() of the port of a just-closed, once-connected socket failed %d of %d times",
+		      refused, ROUNDS);
+}
+END_TEST
+
 /* Loop 0..1: a bound socket (i = 0) or a listener (i = 1) is closed; its
  * port can be bound again at once ("find a free port, close, bind"). */
 START_TEST(closed_socket_port_can_be_bound_at_once)
@@ -81,11 +131,8 @@ START_TEST(closed_socket_port_can_be_bound_at_once)
 		if (listening)
 			ck_assert(listen(fd, 16) == 0);
 		ck_assert(close(fd) == 0);
-		int again = bound_socket(&addr, ntohs(addr.sin_port));
-		if (again < 0)
+		if (!port_can_be_bound(&addr))
 			refused++;
-		else
-			close(again);
 	}
 	ck_assert_msg(refused == 0, "bind() of the port of a just-closed %s socket failed %d of %d times",
 		      listening ? "listening" : "bound", refused, ROUNDS);
@@ -288,6 +335,7 @@ static Suite *caller_close_suite(void)
 	Suite *s = suite_create("caller_close");
 	TCase *now = tcase_create("nothing_to_tear_down");
 	tcase_add_test(now, closed_listener_refuses_connections_at_once);
+	tcase_add_test(now, dissolved_connection_frees_its_port_at_once);
 	tcase_add_loop_test(now, closed_socket_port_can_be_bound_at_once, 0, 2);
 	suite_add_tcase(s, now);
 	TCase *kernel = tcase_create("kernel_results");
