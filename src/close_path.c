@@ -236,6 +236,20 @@ static int close_request_run(struct close_request *r)
 	return close_socket(r);
 }
 
+struct close_outcome {
+	int rc;
+	bool lingered;
+};
+
+/* The request lives in this frame only, never in one a cancellation
+ * unwinds (a sanitizer's poisoned stack would outlive the thread). */
+static __attribute__((noinline)) struct close_outcome close_one(int fd, enum close_origin origin)
+{
+	struct close_request r = { .fd = fd, .origin = origin };
+	int rc = close_request_run(&r);
+	return (struct close_outcome){ .rc = rc, .lingered = r.final_row >= ROW_L1 };
+}
+
 int close_path_close(int fd, enum close_origin origin)
 {
 	if (unknown_to_the_library(fd) || vm_sharing_in_child())
@@ -244,13 +258,12 @@ int close_path_close(int fd, enum close_origin origin)
 	 * claimed, and nowhere while a claim is held (§6). */
 	if (origin == CLOSE_EXPLICIT)
 		pthread_testcancel();
-	struct close_request r = { .fd = fd, .origin = origin };
-	int rc = close_request_run(&r);
+	struct close_outcome done = close_one(fd, origin);
 	/* A linger wait that a cancel request interrupted ends here, with the
 	 * close complete, as Linux's lingering close() would. */
-	if (origin == CLOSE_EXPLICIT && r.final_row >= ROW_L1)
+	if (origin == CLOSE_EXPLICIT && done.lingered)
 		pthread_testcancel();
-	return rc;
+	return done.rc;
 }
 
 /* The kernel fails an invalid source, flags or target (closed, or at or
