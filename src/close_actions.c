@@ -11,6 +11,7 @@
 #include "interleaving.h"
 #include "libc_binding.h"
 #include "monotonic.h"
+#include "raw_syscall.h"
 #include "reaper.h"
 #include "stats.h"
 #include "tcp_probe.h"
@@ -49,7 +50,7 @@ int close_give_up_number(struct close_request *r)
 	 * close() of the same, unreused number be told as a double close. */
 	fd_table_bury(r->entry);
 	interleaving_point();
-	return (int)syscall(SYS_close, r->fd);
+	return (int)raw_syscall(SYS_close, r->fd);
 }
 
 /* Threads blocked on a socket return (Windows cancels them); a listener
@@ -204,12 +205,12 @@ static bool wait_for_drain(int fd, int64_t deadline)
 	/* Edge-triggered, no event bits: fires on TCP state changes only. It
 	 * is ours, high up; an application dup2() onto its number takes it
 	 * over (reaper_vacate), and then this wait polls instead. */
-	int ep = raw_move_high((int)syscall(SYS_epoll_create1, EPOLL_CLOEXEC));
+	int ep = raw_move_high((int)raw_syscall(SYS_epoll_create1, EPOLL_CLOEXEC));
 	struct fd_entry *ep_entry = ep >= 0 ? fd_table_entry(ep) : NULL;
 	if (ep >= 0) {
 		fd_table_set_transient(ep);
 		struct epoll_event ev = { .events = EPOLLET, .data.fd = fd };
-		if (syscall(SYS_epoll_ctl, ep, EPOLL_CTL_ADD, fd, &ev) != 0) {
+		if (raw_syscall(SYS_epoll_ctl, ep, EPOLL_CTL_ADD, fd, &ev) != 0) {
 			fd_table_forget(ep);
 			raw_close(ep);
 			ep = -1;
@@ -231,7 +232,7 @@ static bool wait_for_drain(int fd, int64_t deadline)
 		struct epoll_event ev;
 		/* The 100 ms cap only bounds the cost of a missed edge. */
 		if (still_ours &&
-		    syscall(SYS_epoll_pwait, ep, &ev, 1, (int)(left_ms < 100 ? left_ms : 100),
+		    raw_syscall(SYS_epoll_pwait, ep, &ev, 1, (int)(left_ms < 100 ? left_ms : 100),
 			    NULL, 0) >= 0)
 			continue;
 		if (still_ours && errno == EINTR)
@@ -239,7 +240,7 @@ static bool wait_for_drain(int fd, int64_t deadline)
 		/* No descriptor to spare: poll the state with a short backoff. */
 		int64_t ms = backoff_ms < left_ms ? backoff_ms : left_ms;
 		struct timespec ts = { .tv_sec = 0, .tv_nsec = (long)(ms * NS_PER_MS) };
-		syscall(SYS_nanosleep, &ts, NULL);
+		raw_syscall(SYS_nanosleep, &ts, NULL);
 		if (backoff_ms < 16)
 			backoff_ms *= 2;
 	}

@@ -10,6 +10,7 @@
 #include "fd_table.h"
 #include "libc_binding.h"
 #include "monotonic.h"
+#include "raw_syscall.h"
 #include "stats.h"
 #include "tcp_probe.h"
 #include "trace.h"
@@ -271,7 +272,7 @@ int close_path_close(int fd, enum close_origin origin)
  * before any row is applied to target. */
 static bool kernel_would_refuse(int source, int target, bool use_dup3, int flags)
 {
-	if (syscall(SYS_fcntl, source, F_GETFD) < 0 || syscall(SYS_fcntl, target, F_GETFD) < 0)
+	if (raw_syscall(SYS_fcntl, source, F_GETFD) < 0 || raw_syscall(SYS_fcntl, target, F_GETFD) < 0)
 		return true;
 	if (use_dup3 && (source == target || (flags & ~O_CLOEXEC)))
 		return true;

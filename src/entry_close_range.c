@@ -7,6 +7,7 @@
 #include "fd_table.h"
 #include "libc_binding.h"
 #include "open_descriptors.h"
+#include "raw_syscall.h"
 #include "reaper.h"
 #include "tcp_probe.h"
 #include "vm_sharing.h"
@@ -21,7 +22,7 @@
 
 static int kernel_close_range(unsigned int first, unsigned int last, int flags)
 {
-	return (int)syscall(SYS_close_range, first, last, flags);
+	return (int)raw_syscall(SYS_close_range, first, last, flags);
 }
 
 /* True when the range holds a number the library knows: otherwise the
@@ -100,7 +101,7 @@ static void close_if_in_gap(int fd, void *context)
 	const struct gap *gap = context;
 	if ((unsigned int)fd >= gap->first && (unsigned int)fd <= gap->last &&
 	    !fd_table_is_library_owned(fd))
-		syscall(SYS_close, fd);
+		raw_syscall(SYS_close, fd);
 }
 
 /* Without the close_range system call: each open number of the gap, as
@@ -121,12 +122,12 @@ static int close_gap_one_by_one(unsigned int first, unsigned int last)
 /* Threads in this process, from /proc (raw system calls, no stdio). */
 static int thread_count(void)
 {
-	int fd = (int)syscall(SYS_openat, AT_FDCWD, "/proc/self/stat", O_RDONLY | O_CLOEXEC);
+	int fd = (int)raw_syscall(SYS_openat, AT_FDCWD, "/proc/self/stat", O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -1;
 	char buf[1024];
-	long n = syscall(SYS_read, fd, buf, sizeof buf - 1);
-	syscall(SYS_close, fd);
+	long n = raw_syscall(SYS_read, fd, buf, sizeof buf - 1);
+	raw_syscall(SYS_close, fd);
 	if (n <= 0)
 		return -1;
 	buf[n] = '\0';

@@ -6,6 +6,7 @@
 #include "fd_table.h"
 #include "fork_guard.h"
 #include "libc_binding.h"
+#include "raw_syscall.h"
 #include "reaper.h"
 #include "trace.h"
 #include "vm_sharing.h"
@@ -22,12 +23,12 @@ static _Atomic long owner_pid;
 
 void vm_sharing_note_owner(void)
 {
-	atomic_store(&owner_pid, syscall(SYS_getpid));
+	atomic_store(&owner_pid, raw_syscall(SYS_getpid));
 }
 
 bool vm_sharing_pid_differs(void)
 {
-	return syscall(SYS_getpid) != atomic_load(&owner_pid);
+	return raw_syscall(SYS_getpid) != atomic_load(&owner_pid);
 }
 
 /* Sockets without FD_CLOEXEC go to a child that may exec: shared from now

@@ -2,6 +2,7 @@
  * for every option, plus Winsock's SO_DONTLINGER emulated on SO_LINGER
  * (§5), with the kernel's own errors. */
 #include "libc_binding.h"
+#include "raw_syscall.h"
 #include "tcp_probe.h"
 #include "trace.h"
 #include "vm_sharing.h"
@@ -22,7 +23,7 @@ static int copy_with_kernel(void *local, const void *remote, size_t len, bool to
 		return -EFAULT;
 	struct iovec ours = { local, len };
 	struct iovec theirs = { (void *)remote, len };
-	long n = syscall(to_app ? SYS_process_vm_writev : SYS_process_vm_readv,
+	long n = raw_syscall(to_app ? SYS_process_vm_writev : SYS_process_vm_readv,
 			 getpid(), &ours, 1, &theirs, 1, 0);
 	if (n == (long)len)
 		return 0;

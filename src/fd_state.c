@@ -1,6 +1,7 @@
 /* fd_state.c: the transition table of fd_state.h, and its check. */
 #include "fd_state.h"
 #include "fd_table.h"
+#include "raw_syscall.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -50,7 +51,7 @@ bool fd_transition_is_legal(enum fd_class from, enum fd_class to)
 
 static void say(const char *text)
 {
-	syscall(SYS_write, STDERR_FILENO, text, strlen(text));
+	raw_syscall(SYS_write, STDERR_FILENO, text, strlen(text));
 }
 
 void fd_state_violation(uint32_t from, uint32_t to, const char *by)

@@ -2,6 +2,7 @@
  * only with atomics, so close() can consult it from a signal handler. */
 #include "fd_table.h"
 #include "fd_state.h"
+#include "raw_syscall.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -225,7 +226,7 @@ void fd_table_note_epoll_del(int epfd, int fd)
 
 static void epoll_del(int epfd, int fd)
 {
-	syscall(SYS_epoll_ctl, epfd, EPOLL_CTL_DEL, fd, NULL);
+	raw_syscall(SYS_epoll_ctl, epfd, EPOLL_CTL_DEL, fd, NULL);
 }
 
 void fd_table_leave_epoll_sets(int fd, struct fd_entry *e)
@@ -408,7 +409,7 @@ void fd_table_mark_inherited_shared(bool every_socket)
 		uint32_t s = atomic_load(&e->state);
 		if (!fd_is_socket(s) || (s & FD_LIBRARY_OWNED))
 			continue;
-		long flags = every_socket ? 0 : syscall(SYS_fcntl, fd, F_GETFD);
+		long flags = every_socket ? 0 : raw_syscall(SYS_fcntl, fd, F_GETFD);
 		if (flags >= 0 && !(flags & FD_CLOEXEC))
 			fd_table_add_flags(e, FD_SHARED);
 	}

@@ -6,6 +6,7 @@
  * sees the other. */
 #include "fork_guard.h"
 #include "monotonic.h"
+#include "raw_syscall.h"
 
 #include <stdatomic.h>
 #include <sys/syscall.h>
@@ -20,11 +21,11 @@ static _Atomic int fork_pending;
 static void pause_a_little(unsigned round)
 {
 	if (round < 64) {
-		syscall(SYS_sched_yield);
+		raw_syscall(SYS_sched_yield);
 		return;
 	}
 	struct timespec ts = { 0, 100000 }; /* 0.1 ms */
-	syscall(SYS_nanosleep, &ts, NULL);
+	raw_syscall(SYS_nanosleep, &ts, NULL);
 }
 
 bool fork_guard_try_enter(void)

@@ -4,6 +4,7 @@
 #include "fd_table.h"
 #include "fork_guard.h"
 #include "interleaving.h"
+#include "raw_syscall.h"
 #include "tcp_probe.h"
 #include "waiting.h"
 
@@ -65,13 +66,13 @@ static void close_own_descriptor(_Atomic int *fd)
 
 static bool create_channel_descriptors(void)
 {
-	int ep = own_descriptor((int)syscall(SYS_epoll_create1, EPOLL_CLOEXEC));
-	int wake = own_descriptor((int)syscall(SYS_eventfd2, 0, EFD_CLOEXEC | EFD_NONBLOCK));
+	int ep = own_descriptor((int)raw_syscall(SYS_epoll_create1, EPOLL_CLOEXEC));
+	int wake = own_descriptor((int)raw_syscall(SYS_eventfd2, 0, EFD_CLOEXEC | EFD_NONBLOCK));
 	atomic_store(&handoff.epoll_fd, ep);
 	atomic_store(&handoff.wake_fd, wake);
 	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = HANDOFF_WAKE_TOKEN };
 	if (ep >= 0 && wake >= 0 &&
-	    syscall(SYS_epoll_ctl, ep, EPOLL_CTL_ADD, wake, &ev) == 0)
+	    raw_syscall(SYS_epoll_ctl, ep, EPOLL_CTL_ADD, wake, &ev) == 0)
 		return true;
 	close_own_descriptor(&handoff.epoll_fd);
 	close_own_descriptor(&handoff.wake_fd);
@@ -136,7 +137,7 @@ void handoff_wake_reaper(void)
 	if (atomic_load(&handoff.channel) == CHANNEL_READY) {
 		uint64_t one = 1;
 		interleaving_point();
-		syscall(SYS_write, atomic_load(&handoff.wake_fd), &one, sizeof one);
+		raw_syscall(SYS_write, atomic_load(&handoff.wake_fd), &one, sizeof one);
 	}
 	atomic_fetch_sub(&handoff.wakers, 1);
 	busy_here--;
@@ -245,7 +246,7 @@ void handoff_end_wait(void)
 void handoff_consume_wakeup(void)
 {
 	uint64_t count;
-	syscall(SYS_read, atomic_load(&handoff.wake_fd), &count, sizeof count);
+	raw_syscall(SYS_read, atomic_load(&handoff.wake_fd), &count, sizeof count);
 	interleaving_point();
 }
 
@@ -280,8 +281,8 @@ bool handoff_move_channel_descriptor(int fd)
 	if (is_wake_fd) {
 		int ep = atomic_load(&handoff.epoll_fd);
 		struct epoll_event ev = { .events = EPOLLIN, .data.u64 = HANDOFF_WAKE_TOKEN };
-		syscall(SYS_epoll_ctl, ep, EPOLL_CTL_ADD, moved, &ev);
-		syscall(SYS_epoll_ctl, ep, EPOLL_CTL_DEL, fd, NULL);
+		raw_syscall(SYS_epoll_ctl, ep, EPOLL_CTL_ADD, moved, &ev);
+		raw_syscall(SYS_epoll_ctl, ep, EPOLL_CTL_DEL, fd, NULL);
 	}
 	atomic_store(which, moved);
 	/* A closer that read the old number is still writing to it (I2). */

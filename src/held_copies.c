@@ -10,6 +10,7 @@
 #include "handoff.h"
 #include "interleaving.h"
 #include "monotonic.h"
+#include "raw_syscall.h"
 #include "stats.h"
 #include "tcp_probe.h"
 #include "trace.h"
@@ -133,7 +134,7 @@ static bool watch(int fd, struct fd_entry *e)
 {
 	struct epoll_event ev = { .events = EPOLLET | EPOLLIN | EPOLLRDHUP,
 				  .data.u64 = event_token(fd, e) };
-	return syscall(SYS_epoll_ctl, handoff_epoll_fd(), EPOLL_CTL_ADD, fd, &ev) == 0;
+	return raw_syscall(SYS_epoll_ctl, handoff_epoll_fd(), EPOLL_CTL_ADD, fd, &ev) == 0;
 }
 
 /* A new held copy, from the stack. */
@@ -262,7 +263,7 @@ void held_copies_move(int fd)
 	atomic_store(&e->socket_id, atomic_load(&old->socket_id));
 	fd_table_publish_held(moved, atomic_load(&old->state));
 	fork_guard_leave();
-	syscall(SYS_epoll_ctl, handoff_epoll_fd(), EPOLL_CTL_DEL, fd, NULL);
+	raw_syscall(SYS_epoll_ctl, handoff_epoll_fd(), EPOLL_CTL_DEL, fd, NULL);
 	watch(moved, e);
 	if (e->held.heap_index != DEADLINE_HEAP_NOWHERE)
 		held.deadlines.items[e->held.heap_index].fd = moved;

@@ -3,6 +3,7 @@
  * of the hand-off protocol to the scale of a whole close() in another
  * thread or a signal handler. */
 #include "interleaving.h"
+#include "raw_syscall.h"
 
 #include <stdint.h>
 #include <sys/syscall.h>
@@ -38,5 +39,5 @@ void interleaving_point(void)
 	if ((r & 3) != 0)
 		return;
 	struct timespec pause = { 0, (long)((r >> 2) % MAX_PAUSE_NS) };
-	syscall(SYS_nanosleep, &pause, NULL);
+	raw_syscall(SYS_nanosleep, &pause, NULL);
 }

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "interposed_names.h"
+#include "raw_syscall.h"
 
 /* The real functions, indexed by src/interposed.list's order; NULL until
  * bound, or for good when there is none (then the forwarders below fall
@@ -39,7 +40,7 @@ static void *find_next(const char *name)
 
 static void say(const char *text)
 {
-	syscall(SYS_write, STDERR_FILENO, text, strlen(text));
+	raw_syscall(SYS_write, STDERR_FILENO, text, strlen(text));
 }
 
 /* Said once, at binding time, for each function that has no real one. */
@@ -82,66 +83,66 @@ bool libc_binding_is_first_copy(void)
 int libc_close(int fd)
 {
 	int (*fn)(int) = libc_function(BOUND_close);
-	return fn ? fn(fd) : (int)syscall(SYS_close, fd);
+	return fn ? fn(fd) : (int)raw_syscall(SYS_close, fd);
 }
 
 int libc_shutdown(int fd, int how)
 {
 	int (*fn)(int, int) = libc_function(BOUND_shutdown);
-	return fn ? fn(fd, how) : (int)syscall(SYS_shutdown, fd, how);
+	return fn ? fn(fd, how) : (int)raw_syscall(SYS_shutdown, fd, how);
 }
 
 int libc_setsockopt(int fd, int level, int name, const void *value, socklen_t len)
 {
 	int (*fn)(int, int, int, const void *, socklen_t) = libc_function(BOUND_setsockopt);
 	return fn ? fn(fd, level, name, value, len)
-		  : (int)syscall(SYS_setsockopt, fd, level, name, value, len);
+		  : (int)raw_syscall(SYS_setsockopt, fd, level, name, value, len);
 }
 
 int libc_getsockopt(int fd, int level, int name, void *value, socklen_t *len)
 {
 	int (*fn)(int, int, int, void *, socklen_t *) = libc_function(BOUND_getsockopt);
 	return fn ? fn(fd, level, name, value, len)
-		  : (int)syscall(SYS_getsockopt, fd, level, name, value, len);
+		  : (int)raw_syscall(SYS_getsockopt, fd, level, name, value, len);
 }
 
 int libc_socket(int domain, int type, int protocol)
 {
 	int (*fn)(int, int, int) = libc_function(BOUND_socket);
 	return fn ? fn(domain, type, protocol)
-		  : (int)syscall(SYS_socket, domain, type, protocol);
+		  : (int)raw_syscall(SYS_socket, domain, type, protocol);
 }
 
 int libc_socketpair(int domain, int type, int protocol, int fds[2])
 {
 	int (*fn)(int, int, int, int[2]) = libc_function(BOUND_socketpair);
 	return fn ? fn(domain, type, protocol, fds)
-		  : (int)syscall(SYS_socketpair, domain, type, protocol, fds);
+		  : (int)raw_syscall(SYS_socketpair, domain, type, protocol, fds);
 }
 
 int libc_accept(int fd, struct sockaddr *addr, socklen_t *len)
 {
 	int (*fn)(int, struct sockaddr *, socklen_t *) = libc_function(BOUND_accept);
-	return fn ? fn(fd, addr, len) : (int)syscall(SYS_accept4, fd, addr, len, 0);
+	return fn ? fn(fd, addr, len) : (int)raw_syscall(SYS_accept4, fd, addr, len, 0);
 }
 
 int libc_connect(int fd, const struct sockaddr *addr, socklen_t len)
 {
 	int (*fn)(int, const struct sockaddr *, socklen_t) = libc_function(BOUND_connect);
-	return fn ? fn(fd, addr, len) : (int)syscall(SYS_connect, fd, addr, len);
+	return fn ? fn(fd, addr, len) : (int)raw_syscall(SYS_connect, fd, addr, len);
 }
 
 int libc_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
 {
 	int (*fn)(int, struct sockaddr *, socklen_t *, int) = libc_function(BOUND_accept4);
 	return fn ? fn(fd, addr, len, flags)
-		  : (int)syscall(SYS_accept4, fd, addr, len, flags);
+		  : (int)raw_syscall(SYS_accept4, fd, addr, len, flags);
 }
 
 int libc_dup(int fd)
 {
 	int (*fn)(int) = libc_function(BOUND_dup);
-	return fn ? fn(fd) : (int)syscall(SYS_dup, fd);
+	return fn ? fn(fd) : (int)raw_syscall(SYS_dup, fd);
 }
 
 int libc_dup2(int fd, int target)
@@ -151,20 +152,20 @@ int libc_dup2(int fd, int target)
 		return fn(fd, target);
 	/* dup3 refuses fd == target; dup2 then only checks that fd is open. */
 	if (fd == target)
-		return syscall(SYS_fcntl, fd, F_GETFD) < 0 ? -1 : target;
-	return (int)syscall(SYS_dup3, fd, target, 0);
+		return raw_syscall(SYS_fcntl, fd, F_GETFD) < 0 ? -1 : target;
+	return (int)raw_syscall(SYS_dup3, fd, target, 0);
 }
 
 int libc_dup3(int fd, int target, int flags)
 {
 	int (*fn)(int, int, int) = libc_function(BOUND_dup3);
-	return fn ? fn(fd, target, flags) : (int)syscall(SYS_dup3, fd, target, flags);
+	return fn ? fn(fd, target, flags) : (int)raw_syscall(SYS_dup3, fd, target, flags);
 }
 
 int libc_fcntl(int fd, int cmd, void *arg)
 {
 	int (*fn)(int, int, ...) = libc_function(BOUND_fcntl);
-	return fn ? fn(fd, cmd, arg) : (int)syscall(SYS_fcntl, fd, cmd, arg);
+	return fn ? fn(fd, cmd, arg) : (int)raw_syscall(SYS_fcntl, fd, cmd, arg);
 }
 
 int libc_fcntl64(int fd, int cmd, void *arg)
@@ -172,31 +173,31 @@ int libc_fcntl64(int fd, int cmd, void *arg)
 	int (*fn)(int, int, ...) = libc_function(BOUND_fcntl64);
 	if (fn == NULL)
 		fn = libc_function(BOUND_fcntl);
-	return fn ? fn(fd, cmd, arg) : (int)syscall(SYS_fcntl, fd, cmd, arg);
+	return fn ? fn(fd, cmd, arg) : (int)raw_syscall(SYS_fcntl, fd, cmd, arg);
 }
 
 int libc_epoll_ctl(int epfd, int op, int fd, struct epoll_event *event)
 {
 	int (*fn)(int, int, int, struct epoll_event *) = libc_function(BOUND_epoll_ctl);
-	return fn ? fn(epfd, op, fd, event) : (int)syscall(SYS_epoll_ctl, epfd, op, fd, event);
+	return fn ? fn(epfd, op, fd, event) : (int)raw_syscall(SYS_epoll_ctl, epfd, op, fd, event);
 }
 
 ssize_t libc_sendmsg(int fd, const struct msghdr *msg, int flags)
 {
 	ssize_t (*fn)(int, const struct msghdr *, int) = libc_function(BOUND_sendmsg);
-	return fn ? fn(fd, msg, flags) : syscall(SYS_sendmsg, fd, msg, flags);
+	return fn ? fn(fd, msg, flags) : raw_syscall(SYS_sendmsg, fd, msg, flags);
 }
 
 ssize_t libc_recvmsg(int fd, struct msghdr *msg, int flags)
 {
 	ssize_t (*fn)(int, struct msghdr *, int) = libc_function(BOUND_recvmsg);
-	return fn ? fn(fd, msg, flags) : syscall(SYS_recvmsg, fd, msg, flags);
+	return fn ? fn(fd, msg, flags) : raw_syscall(SYS_recvmsg, fd, msg, flags);
 }
 
 int libc_sendmmsg(int fd, struct mmsghdr *msgs, unsigned int n, int flags)
 {
 	int (*fn)(int, struct mmsghdr *, unsigned int, int) = libc_function(BOUND_sendmmsg);
-	return fn ? fn(fd, msgs, n, flags) : (int)syscall(SYS_sendmmsg, fd, msgs, n, flags);
+	return fn ? fn(fd, msgs, n, flags) : (int)raw_syscall(SYS_sendmmsg, fd, msgs, n, flags);
 }
 
 int libc_recvmmsg(int fd, struct mmsghdr *msgs, unsigned int n, int flags,
@@ -204,7 +205,7 @@ int libc_recvmmsg(int fd, struct mmsghdr *msgs, unsigned int n, int flags,
 {
 	int (*fn)(int, struct mmsghdr *, unsigned int, int, struct timespec *) = libc_function(BOUND_recvmmsg);
 	return fn ? fn(fd, msgs, n, flags, timeout)
-		  : (int)syscall(SYS_recvmmsg, fd, msgs, n, flags, timeout);
+		  : (int)raw_syscall(SYS_recvmmsg, fd, msgs, n, flags, timeout);
 }
 
 /* No system-call fallback for these: they are never called before the

@@ -1,5 +1,6 @@
 /* open_descriptors.c: walks /proc/self/fd with getdents64. */
 #include "open_descriptors.h"
+#include "raw_syscall.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -9,14 +10,14 @@
 
 bool open_descriptors_each(void (*each)(int fd, void *context), void *context)
 {
-	int dir = (int)syscall(SYS_openat, AT_FDCWD, "/proc/self/fd",
+	int dir = (int)raw_syscall(SYS_openat, AT_FDCWD, "/proc/self/fd",
 			       O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dir < 0)
 		return false;
 	char buf[4096];
 	long n;
 	/* getdents64 goes on from its offset even when entries go away. */
-	while ((n = syscall(SYS_getdents64, dir, buf, sizeof buf)) > 0) {
+	while ((n = raw_syscall(SYS_getdents64, dir, buf, sizeof buf)) > 0) {
 		for (long off = 0; off < n;) {
 			struct dirent64 *d = (struct dirent64 *)(buf + off);
 			off += d->d_reclen;
@@ -26,6 +27,6 @@ bool open_descriptors_each(void (*each)(int fd, void *context), void *context)
 				each((int)fd, context);
 		}
 	}
-	syscall(SYS_close, dir);
+	raw_syscall(SYS_close, dir);
 	return true;
 }

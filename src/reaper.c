@@ -17,6 +17,7 @@
 #include "held_copies.h"
 #include "interleaving.h"
 #include "monotonic.h"
+#include "raw_syscall.h"
 #include "stats.h"
 #include "tcp_probe.h"
 #include "waiting.h"
@@ -72,7 +73,7 @@ static void serve_events(void)
 	}
 	struct epoll_event events[EVENTS_PER_WAIT];
 	int timeout = handoff_begin_wait(held_copies_timeout_ms(now, flush_due));
-	int n = (int)syscall(SYS_epoll_pwait, handoff_epoll_fd(), events, EVENTS_PER_WAIT,
+	int n = (int)raw_syscall(SYS_epoll_pwait, handoff_epoll_fd(), events, EVENTS_PER_WAIT,
 			     timeout, NULL, 0);
 	handoff_end_wait();
 	for (int i = 0; i < n; i++) {
@@ -114,7 +115,7 @@ static void *reaper_main(void *unused)
  * thread exists, it usually costs nothing. The table never shrinks. */
 static void grow_descriptor_table(void)
 {
-	int probe = (int)syscall(SYS_eventfd2, 0, EFD_CLOEXEC);
+	int probe = (int)raw_syscall(SYS_eventfd2, 0, EFD_CLOEXEC);
 	if (probe >= 0)
 		raw_close(raw_move_high(probe));
 }

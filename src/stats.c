@@ -5,6 +5,7 @@
 #include "address_text.h"
 #include "config.h"
 #include "fd_table.h"
+#include "raw_syscall.h"
 #include "trace.h"
 
 #include "tcp_probe.h"
@@ -57,12 +58,12 @@ void stats_open(const struct wspclose_config *config)
 		report_fd = fd;
 	}
 	if (config->findings_file != NULL) {
-		int fd = raw_move_high((int)syscall(SYS_openat, AT_FDCWD, config->findings_file,
+		int fd = raw_move_high((int)raw_syscall(SYS_openat, AT_FDCWD, config->findings_file,
 						    O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
 		if (fd < 0) {
 			static const char warning[] = "libwspclose: cannot open "
 				"WSPCLOSE_FINDINGS_FILE; findings are not recorded\n";
-			syscall(SYS_write, STDERR_FILENO, warning, sizeof warning - 1);
+			raw_syscall(SYS_write, STDERR_FILENO, warning, sizeof warning - 1);
 			return;
 		}
 		fd_table_set_library_owned(fd);
@@ -94,14 +95,14 @@ static void append_finding(const char *kind, unsigned long count)
 	if (atomic_load(&findings_fd) < 0 || count == 0)
 		return;
 	char line[96]; /* 20 + 1 + a short kind + 1 + 20 + 1 */
-	size_t len = append_number(line, 0, (unsigned long)syscall(SYS_getpid));
+	size_t len = append_number(line, 0, (unsigned long)raw_syscall(SYS_getpid));
 	len = append_text(line, len, " ");
 	len = append_text(line, len, kind);
 	len = append_text(line, len, " ");
 	len = append_number(line, len, count);
 	len = append_text(line, len, "\n");
 	int saved = errno;
-	syscall(SYS_write, atomic_load(&findings_fd), line, len);
+	raw_syscall(SYS_write, atomic_load(&findings_fd), line, len);
 	errno = saved;
 }
 
@@ -229,7 +230,7 @@ static void print_report(const struct findings *f, long still_held)
 		outcomes[0] ? outcomes : "none", still_held, total(f), f->w1_unresolved,
 		f->double_close, f->linger_resets, f->held_at_exit);
 	if (n > 0 && atomic_load(&report_fd) >= 0)
-		syscall(SYS_write, atomic_load(&report_fd), line,
+		raw_syscall(SYS_write, atomic_load(&report_fd), line,
 			(size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
 }
 

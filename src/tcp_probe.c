@@ -2,6 +2,7 @@
  * (SO_LINGER, O_NONBLOCK, SIOCOUTQ/SIOCINQ, TCP_INFO), as raw system calls. */
 #include "tcp_probe.h"
 #include "fd_table.h"
+#include "raw_syscall.h"
 
 #include <errno.h>
 #include <stddef.h>
@@ -15,7 +16,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-/* syscall() returns -1 and sets errno; the probes return -errno instead, so
+/* raw_syscall() returns -1 and sets errno; the probes return -errno instead, so
  * the caller can keep the application's errno untouched. */
 static int result(long rc)
 {
@@ -26,32 +27,32 @@ static int get_int_option(int fd, int level, int name)
 {
 	int value = 0;
 	socklen_t len = sizeof value;
-	int rc = result(syscall(SYS_getsockopt, fd, level, name, &value, &len));
+	int rc = result(raw_syscall(SYS_getsockopt, fd, level, name, &value, &len));
 	return rc < 0 ? rc : value;
 }
 
 int probe_linger(int fd, struct linger *out)
 {
 	socklen_t len = sizeof *out;
-	return result(syscall(SYS_getsockopt, fd, SOL_SOCKET, SO_LINGER, out, &len));
+	return result(raw_syscall(SYS_getsockopt, fd, SOL_SOCKET, SO_LINGER, out, &len));
 }
 
 int set_linger(int fd, bool on, int seconds)
 {
 	struct linger l = { .l_onoff = on, .l_linger = seconds };
-	return result(syscall(SYS_setsockopt, fd, SOL_SOCKET, SO_LINGER, &l, sizeof l));
+	return result(raw_syscall(SYS_setsockopt, fd, SOL_SOCKET, SO_LINGER, &l, sizeof l));
 }
 
 int probe_nonblocking(int fd)
 {
-	int flags = result(syscall(SYS_fcntl, fd, F_GETFL));
+	int flags = result(raw_syscall(SYS_fcntl, fd, F_GETFL));
 	return flags < 0 ? flags : (flags & O_NONBLOCK) != 0;
 }
 
 static int queue_size(int fd, unsigned long request)
 {
 	int bytes = 0;
-	int rc = result(syscall(SYS_ioctl, fd, request, &bytes));
+	int rc = result(raw_syscall(SYS_ioctl, fd, request, &bytes));
 	return rc < 0 ? rc : bytes;
 }
 
@@ -63,7 +64,7 @@ int probe_tcp_snapshot(int fd, struct tcp_snapshot *out)
 {
 	struct tcp_info info;
 	socklen_t len = sizeof info;
-	int rc = result(syscall(SYS_getsockopt, fd, IPPROTO_TCP, TCP_INFO, &info, &len));
+	int rc = result(raw_syscall(SYS_getsockopt, fd, IPPROTO_TCP, TCP_INFO, &info, &len));
 	if (rc < 0)
 		return rc;
 	out->state = info.tcpi_state;
@@ -99,7 +100,7 @@ int probe_tcp_state(int fd)
 uint32_t probe_descriptor_kind(int fd, uint64_t *inode)
 {
 	struct stat st;
-	if (syscall(SYS_fstat, fd, &st) != 0 || !S_ISSOCK(st.st_mode))
+	if (raw_syscall(SYS_fstat, fd, &st) != 0 || !S_ISSOCK(st.st_mode))
 		return FD_KIND_NONE;
 	*inode = st.st_ino;
 	int domain = get_int_option(fd, SOL_SOCKET, SO_DOMAIN);
@@ -155,8 +156,8 @@ bool tcp_state_write_shut(int state)
 	}
 }
 
-int raw_close(int fd) { return result(syscall(SYS_close, fd)); }
-int raw_shutdown(int fd, int how) { return result(syscall(SYS_shutdown, fd, how)); }
+int raw_close(int fd) { return result(raw_syscall(SYS_close, fd)); }
+int raw_shutdown(int fd, int how) { return result(raw_syscall(SYS_shutdown, fd, how)); }
 
 int raw_abort_connection(int fd)
 {
@@ -164,13 +165,13 @@ int raw_abort_connection(int fd)
 	 * blocked callers woken, even while another thread holds the file. */
 	struct sockaddr unspec = { .sa_family = AF_UNSPEC };
 	set_linger(fd, true, 0);
-	return result(syscall(SYS_connect, fd, &unspec, sizeof unspec));
+	return result(raw_syscall(SYS_connect, fd, &unspec, sizeof unspec));
 }
 
 /* F_DUPFD_CLOEXEC at or above `lowest`. */
 static int raw_dup_at_or_above(int fd, int lowest)
 {
-	return result(syscall(SYS_fcntl, fd, F_DUPFD_CLOEXEC, lowest));
+	return result(raw_syscall(SYS_fcntl, fd, F_DUPFD_CLOEXEC, lowest));
 }
 
 #define LIBRARY_FD_FLOOR 1024
@@ -185,7 +186,7 @@ uint64_t probe_descriptor_limit(void)
 {
 	struct limit64 lim;
 	int saved = errno;
-	long rc = syscall(SYS_prlimit64, 0, RLIMIT_NOFILE, NULL, &lim);
+	long rc = raw_syscall(SYS_prlimit64, 0, RLIMIT_NOFILE, NULL, &lim);
 	errno = saved;
 	if (rc != 0 || lim.soft == ~(uint64_t)0)
 		return 0;

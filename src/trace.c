@@ -4,6 +4,7 @@
 #include "address_text.h"
 #include "fd_table.h"
 #include "monotonic.h"
+#include "raw_syscall.h"
 #include "tcp_probe.h"
 
 #include <errno.h>
@@ -64,7 +65,7 @@ static pid_t current_pid(void)
 {
 	pid_t pid = atomic_load_explicit(&cached_pid, memory_order_relaxed);
 	if (pid == 0) {
-		pid = (pid_t)syscall(SYS_getpid);
+		pid = (pid_t)raw_syscall(SYS_getpid);
 		atomic_store_explicit(&cached_pid, pid, memory_order_relaxed);
 	}
 	return pid;
@@ -73,7 +74,7 @@ static pid_t current_pid(void)
 static pid_t current_tid(void)
 {
 	if (cached_tid == 0)
-		cached_tid = (pid_t)syscall(SYS_gettid);
+		cached_tid = (pid_t)raw_syscall(SYS_gettid);
 	return cached_tid;
 }
 
@@ -94,7 +95,7 @@ bool trace_enabled(void)
 
 static void warn_line(const char *text)
 {
-	syscall(SYS_write, STDERR_FILENO, text, strlen(text));
+	raw_syscall(SYS_write, STDERR_FILENO, text, strlen(text));
 }
 
 void trace_open(const struct wspclose_config *config)
@@ -108,7 +109,7 @@ void trace_open(const struct wspclose_config *config)
 	if (strcmp(config->trace_target, "stderr") == 0)
 		fd = raw_dup_high(STDERR_FILENO);
 	else
-		fd = raw_move_high((int)syscall(SYS_openat, AT_FDCWD, config->trace_target,
+		fd = raw_move_high((int)raw_syscall(SYS_openat, AT_FDCWD, config->trace_target,
 						O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644));
 	if (fd < 0) {
 		warn_line("libwspclose: cannot open WSPCLOSE_TRACE target (");
@@ -337,7 +338,7 @@ static void begin_line(struct line *l, const char *event)
 static void write_out(const char *text, size_t len)
 {
 	int saved = errno;
-	syscall(SYS_write, trace_fd, text, len);
+	raw_syscall(SYS_write, trace_fd, text, len);
 	errno = saved;
 }
 
@@ -405,15 +406,15 @@ void trace_describe_identity(int fd, struct trace_socket *out)
 {
 	int saved = errno;
 	struct stat st;
-	out->inode = syscall(SYS_fstat, fd, &st) == 0 ? st.st_ino : 0;
+	out->inode = raw_syscall(SYS_fstat, fd, &st) == 0 ? st.st_ino : 0;
 	struct sockaddr_storage sa;
 	socklen_t len = sizeof sa;
-	if (syscall(SYS_getsockname, fd, &sa, &len) == 0)
+	if (raw_syscall(SYS_getsockname, fd, &sa, &len) == 0)
 		format_socket_address(&sa, len, out->local, sizeof out->local);
 	else
 		out->local[0] = '\0';
 	len = sizeof sa;
-	if (syscall(SYS_getpeername, fd, &sa, &len) == 0)
+	if (raw_syscall(SYS_getpeername, fd, &sa, &len) == 0)
 		format_socket_address(&sa, len, out->remote, sizeof out->remote);
 	else
 		out->remote[0] = '\0';

@@ -4,6 +4,8 @@
 #ifndef WSPCLOSE_WAITING_H
 #define WSPCLOSE_WAITING_H
 
+#include "raw_syscall.h"
+
 #include <linux/futex.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -13,23 +15,23 @@
 
 static inline void futex_wait_while(_Atomic int32_t *word, int32_t value)
 {
-	syscall(SYS_futex, (int32_t *)word, FUTEX_WAIT_PRIVATE, value, NULL, NULL, 0);
+	raw_syscall(SYS_futex, (int32_t *)word, FUTEX_WAIT_PRIVATE, value, NULL, NULL, 0);
 }
 
 static inline void futex_wake_all(_Atomic int32_t *word)
 {
-	syscall(SYS_futex, (int32_t *)word, FUTEX_WAKE_PRIVATE, INT32_MAX, NULL, NULL, 0);
+	raw_syscall(SYS_futex, (int32_t *)word, FUTEX_WAKE_PRIVATE, INT32_MAX, NULL, NULL, 0);
 }
 
 /* Yield 16 times, then sleep 50 µs a round. */
 static inline void pause_briefly(unsigned *round)
 {
 	if ((*round)++ < 16) {
-		syscall(SYS_sched_yield);
+		raw_syscall(SYS_sched_yield);
 		return;
 	}
 	struct timespec ts = { 0, 50000 };
-	syscall(SYS_nanosleep, &ts, NULL);
+	raw_syscall(SYS_nanosleep, &ts, NULL);
 }
 
 #endif

@@ -2,7 +2,8 @@
 # tests/unit/check_interposed.sh: src/interposed.list is the one list of
 # interposed functions: the built library exports exactly those names, each
 # has its entry point (WSPCLOSE_EXPORT in src/entry_*.c, or the vfork
-# trampoline), and each "bound" one is reached through the binding table.
+# trampoline), each "bound" one is reached through the binding table, and
+# the library itself never calls the C library's syscall().
 # Run by make check (not preloaded: it runs nm and grep).
 set -u
 top_srcdir=${top_srcdir:-$(cd -- "$(dirname -- "$0")/../.." && pwd)}
@@ -33,6 +34,11 @@ compare() {
 	fi
 }
 compare list exported "the library exports exactly the names of src/interposed.list"
+# The library interposes syscall(): a call of the C library's one from inside
+# it would reach that interposer, so it must import no syscall at all.
+nm -D --undefined-only "$library" | awk '{ print $NF }' | sed 's/@.*//' | grep -x syscall >"$work/imports_syscall"
+: >"$work/nothing"
+compare nothing imports_syscall "the library never imports syscall() (src/raw_syscall.c makes its system calls)"
 compare list defined "every listed name has an entry point, and no entry point is unlisted"
 sed -e 's/#.*//' "$list" | awk '$2 == "bound" { print $1 }' >"$work/bound"
 while read -r name; do
