@@ -4,9 +4,12 @@
 #include "libc_binding.h"
 
 #include <dlfcn.h>
+#include <elf.h>
+#include <link.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -74,10 +77,52 @@ void *libc_function(enum bound_function f)
 	return __atomic_load_n(&real[f], __ATOMIC_ACQUIRE);
 }
 
+/* Marks every copy of the library in its PT_NOTE segment, so that a copy
+ * can be told from any other object whatever its file name, and from
+ * another interposer of close() (a sanitizer runtime, libfaketime). */
+#define COPY_NOTE_NAME "libwspclose"
+struct copy_note {
+	uint32_t name_size, desc_size, type;
+	char name[sizeof COPY_NOTE_NAME];
+};
+__attribute__((used, section(".note.libwspclose"), aligned(4)))
+static const struct copy_note copy_marker = { sizeof COPY_NOTE_NAME, 0, 1, COPY_NOTE_NAME };
+
+static size_t note_align(size_t n) { return (n + 3) & ~(size_t)3; }
+
+/* dl_iterate_phdr() goes through the objects in the order in which symbols
+ * are looked up: the first one that carries the note is the copy whose
+ * close() the process calls. */
+static int find_first_copy(struct dl_phdr_info *info, size_t size, void *first)
+{
+	(void)size;
+	for (int i = 0; i < info->dlpi_phnum; i++) {
+		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+		if (ph->p_type != PT_NOTE)
+			continue;
+		const char *at = (const char *)(info->dlpi_addr + ph->p_vaddr);
+		const char *end = at + ph->p_memsz;
+		while (at + sizeof(ElfW(Nhdr)) <= end) {
+			const ElfW(Nhdr) *note = (const ElfW(Nhdr) *)(const void *)at;
+			const char *name = at + sizeof *note;
+			if (note->n_namesz == sizeof COPY_NOTE_NAME &&
+			    name + sizeof COPY_NOTE_NAME <= end &&
+			    memcmp(name, COPY_NOTE_NAME, sizeof COPY_NOTE_NAME) == 0) {
+				*(const void **)first = at;
+				return 1;
+			}
+			at = name + note_align(note->n_namesz) + note_align(note->n_descsz);
+		}
+	}
+	return 0;
+}
+
 bool libc_binding_is_first_copy(void)
 {
-	void *first = dlsym(RTLD_DEFAULT, "close");
-	return first != NULL && in_this_library(first);
+	const void *first = NULL;
+	dl_iterate_phdr(find_first_copy, &first);
+	/* No note found at all (a loader that hides it): assume the first. */
+	return first == NULL || first == (const void *)&copy_marker;
 }
 
 int libc_close(int fd)
