@@ -7,6 +7,7 @@
 #include "close_path.h"
 #include "close_request.h"
 #include "config.h"
+#include "epoll_sets.h"
 #include "fd_table.h"
 #include "libc_binding.h"
 #include "monotonic.h"
@@ -166,6 +167,14 @@ static int close_socket(struct close_request *r)
 
 /* ---------------------------------------------------------------- other kinds */
 
+/* The real close of a number the library does not hold a claim on: libc's
+ * close() (a cancellation point) for close(), the bare system call for
+ * syscall(SYS_close) and the implicit closes, which are none. */
+static int unclaimed_close(const struct close_request *r)
+{
+	return r->cancellation_point ? libc_close(r->fd) : (int)raw_syscall(SYS_close, r->fd);
+}
+
 /* A number the application closed before: close it again, and report a
  * double close when the kernel says it was not open (not reused since). */
 static int close_buried(struct close_request *r)
@@ -178,7 +187,7 @@ static int close_buried(struct close_request *r)
 			fd_table_note_duplicate(r->replacement, rc);
 		return rc;
 	}
-	int rc = libc_close(r->fd);
+	int rc = unclaimed_close(r);
 	if (rc < 0 && errno == EBADF && r->origin == CLOSE_EXPLICIT)
 		stats_note_double_close();
 	return rc;
@@ -193,6 +202,7 @@ static int close_epoll_set(struct close_request *r)
 	}
 	fd_table_forget_epoll_set(r->fd, fd_table_is_last_reference(
 		r->fd, r->state, atomic_load(&r->entry->socket_id)));
+	epoll_sets_note_closed(r->fd);
 	int rc = close_give_up_number(r);
 	if (!r->number_given_up)
 		fd_table_release_claim(r->entry, 0);
@@ -202,7 +212,7 @@ static int close_epoll_set(struct close_request *r)
 static int close_unknown(struct close_request *r)
 {
 	if (!r->replacing)
-		return libc_close(r->fd);
+		return unclaimed_close(r);
 	int rc = r->use_dup3 ? libc_dup3(r->replacement, r->fd, r->dup3_flags)
 			     : libc_dup2(r->replacement, r->fd);
 	if (rc >= 0)
@@ -244,9 +254,11 @@ struct close_outcome {
 
 /* The request lives in this frame only, never in one a cancellation
  * unwinds (a sanitizer's poisoned stack would outlive the thread). */
-static __attribute__((noinline)) struct close_outcome close_one(int fd, enum close_origin origin)
+static __attribute__((noinline)) struct close_outcome close_one(int fd, enum close_origin origin,
+								       bool cancellation_point)
 {
-	struct close_request r = { .fd = fd, .origin = origin };
+	struct close_request r = { .fd = fd, .origin = origin,
+				   .cancellation_point = cancellation_point };
 	int rc = close_request_run(&r);
 	return (struct close_outcome){ .rc = rc, .lingered = r.final_row >= ROW_L1 };
 }
@@ -255,17 +267,26 @@ int close_path_close(int fd, enum close_origin origin)
 {
 	if (unknown_to_the_library(fd) || vm_sharing_in_child())
 		return libc_close(fd); /* before a close_request is even set up */
+	bool cancellation_point = origin == CLOSE_EXPLICIT;
 	/* close() is a cancellation point: it acts here, before anything is
 	 * claimed, and nowhere while a claim is held (§6). */
-	if (origin == CLOSE_EXPLICIT)
+	if (cancellation_point)
 		pthread_testcancel();
-	struct close_outcome done = close_one(fd, origin);
+	struct close_outcome done = close_one(fd, origin, cancellation_point);
 	/* A linger wait that a cancel request interrupted ends here, with the
 	 * close complete, as Linux's lingering close() would. */
-	if (origin == CLOSE_EXPLICIT && done.lingered)
+	if (cancellation_point && done.lingered)
 		pthread_testcancel();
 	return done.rc;
 }
+
+int close_path_close_syscall(int fd)
+{
+	if (unknown_to_the_library(fd) || vm_sharing_in_child())
+		return (int)raw_syscall(SYS_close, fd);
+	return close_one(fd, CLOSE_EXPLICIT, false).rc;
+}
+
 
 /* The kernel fails an invalid source, flags or target (closed, or at or
  * above RLIMIT_NOFILE) without touching target: so does the library,
@@ -280,11 +301,12 @@ static bool kernel_would_refuse(int source, int target, bool use_dup3, int flags
 	return limit != 0 && (uint64_t)target >= limit;
 }
 
-int close_path_replace(int source, int target, bool use_dup3, int flags)
+static int replace(int source, int target, bool use_dup3, int flags, bool by_fclose)
 {
 	struct close_request r = {
 		.fd = target, .origin = CLOSE_IMPLICIT,
 		.replacing = true, .replacement = source, .use_dup3 = use_dup3, .dup3_flags = flags,
+		.by_fclose = by_fclose,
 	};
 	struct fd_entry *src = fd_table_entry(source);
 	if (src && (atomic_load(&src->state) & FD_LIBRARY_OWNED)) {
@@ -298,4 +320,21 @@ int close_path_replace(int source, int target, bool use_dup3, int flags)
 	if (plain)
 		return close_unknown(&r);
 	return close_request_run(&r);
+}
+
+int close_path_replace(int source, int target, bool use_dup3, int flags)
+{
+	return replace(source, target, use_dup3, flags, false);
+}
+
+int close_path_fclose_socket(int placeholder, int fd)
+{
+	return replace(placeholder, fd, false, 0, true);
+}
+
+bool close_path_is_tcp_socket(int fd)
+{
+	struct fd_entry *e = files_unshared ? NULL : fd_table_entry(fd);
+	return e != NULL && fd_kind(atomic_load(&e->state)) == FD_KIND_TCP &&
+	       !(atomic_load(&e->state) & FD_LIBRARY_OWNED);
 }

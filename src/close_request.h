@@ -16,7 +16,9 @@ struct close_request {
 	int fd;
 	struct fd_entry *entry;
 	enum close_origin origin;
+	bool cancellation_point; /* close(), not syscall(SYS_close) or an implicit close */
 	bool replacing;       /* dup2/dup3 onto fd, not a close */
+	bool by_fclose;       /* that dup2 is the library's, for fclose() */
 	int replacement;      /* then: the source taking fd's number */
 	bool use_dup3;
 	int dup3_flags;

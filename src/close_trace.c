@@ -45,7 +45,7 @@ static struct trace_close close_event(const struct close_request *r, struct clos
 				     int rc, int error, const char *windows)
 {
 	return (struct trace_close){
-		.fd = r->fd, .origin = r->origin, .replaced = r->replacing,
+		.fd = r->fd, .origin = r->origin, .replaced = r->replacing, .by_fclose = r->by_fclose,
 		.socket = &r->described, .facts = &r->facts, .pending = r->pending_bytes,
 		.plan = { r->final_row, r->degraded ? ACTION_DEGRADE : plan.action },
 		.held_fd = r->held_fd,

@@ -2,6 +2,7 @@
  * accept, accept4) and connect(). They fill the descriptor table so that
  * close() knows a socket, and whether it is connected, without asking the
  * kernel, and start the reaper before any close() could need it. */
+#include "entry_notes.h"
 #include "fd_table.h"
 #include "libc_binding.h"
 #include "reaper.h"
@@ -30,29 +31,25 @@ static void note_new_socket(int fd, uint32_t kind, uint64_t id)
 		reaper_start_once();
 }
 
-WSPCLOSE_EXPORT int socket(int domain, int type, int protocol)
+void entry_note_socket(int fd, int domain, int type, int protocol)
 {
-	int fd = libc_socket(domain, type, protocol);
 	if (fd >= 0)
 		note_new_socket(fd, kind_of(domain, type, protocol), fd_table_new_socket_id());
-	return fd;
 }
 
-WSPCLOSE_EXPORT int socketpair(int domain, int type, int protocol, int fds[2])
+void entry_note_socketpair(const int fds[2], int domain, int type, int protocol)
 {
-	int rc = libc_socketpair(domain, type, protocol, fds);
-	if (rc == 0) {
-		uint32_t kind = kind_of(domain, type, protocol);
-		note_new_socket(fds[0], kind, fd_table_new_socket_id());
-		note_new_socket(fds[1], kind, fd_table_new_socket_id());
-	}
-	return rc;
+	uint32_t kind = kind_of(domain, type, protocol);
+	note_new_socket(fds[0], kind, fd_table_new_socket_id());
+	note_new_socket(fds[1], kind, fd_table_new_socket_id());
 }
 
 /* An accepted socket has its listener's kind; a listener we never saw
  * created (inherited, raw system call) is asked once. */
-static void note_accepted(int listener, int fd)
+void entry_note_accepted(int listener, int fd)
 {
+	if (fd < 0)
+		return;
 	struct fd_entry *e = fd_table_entry(listener);
 	uint32_t kind = e ? fd_kind(atomic_load(&e->state)) : FD_KIND_NONE;
 	if (kind == FD_KIND_NONE) {
@@ -67,31 +64,52 @@ static void note_accepted(int listener, int fd)
 		note_new_socket(fd, kind, fd_table_new_socket_id());
 }
 
+/* A connect() that returned 0 made an established connection (a
+ * non-blocking one in progress returns EINPROGRESS and is asked at its
+ * close); connect(AF_UNSPEC) dissolves one. */
+void entry_note_connected(int fd, const struct sockaddr *addr, socklen_t len)
+{
+	if (vm_sharing_in_child())
+		return;
+	bool dissolved = addr != NULL && len >= (socklen_t)sizeof addr->sa_family &&
+			 addr->sa_family == AF_UNSPEC;
+	fd_table_note_connect(fd, dissolved);
+}
+
+WSPCLOSE_EXPORT int socket(int domain, int type, int protocol)
+{
+	int fd = libc_socket(domain, type, protocol);
+	entry_note_socket(fd, domain, type, protocol);
+	return fd;
+}
+
+WSPCLOSE_EXPORT int socketpair(int domain, int type, int protocol, int fds[2])
+{
+	int rc = libc_socketpair(domain, type, protocol, fds);
+	if (rc == 0)
+		entry_note_socketpair(fds, domain, type, protocol);
+	return rc;
+}
+
 WSPCLOSE_EXPORT int accept(int fd, struct sockaddr *addr, socklen_t *len)
 {
 	int conn = libc_accept(fd, addr, len);
-	if (conn >= 0)
-		note_accepted(fd, conn);
+	entry_note_accepted(fd, conn);
 	return conn;
 }
 
 WSPCLOSE_EXPORT int accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
 {
 	int conn = libc_accept4(fd, addr, len, flags);
-	if (conn >= 0)
-		note_accepted(fd, conn);
+	entry_note_accepted(fd, conn);
 	return conn;
 }
 
-/* A connect() that returned 0 made an established connection (a
- * non-blocking one in progress returns EINPROGRESS and is asked at its
- * close); connect(AF_UNSPEC) dissolves one. Nothing else changes: the
- * kernel's result and errno are the application's. */
+/* Nothing else changes: the kernel's result and errno are the application's. */
 WSPCLOSE_EXPORT int connect(int fd, const struct sockaddr *addr, socklen_t len)
 {
 	int rc = libc_connect(fd, addr, len);
-	if (rc == 0 && !vm_sharing_in_child())
-		fd_table_note_connect(fd, addr != NULL && len >= (socklen_t)sizeof addr->sa_family &&
-						  addr->sa_family == AF_UNSPEC);
+	if (rc == 0)
+		entry_note_connected(fd, addr, len);
 	return rc;
 }

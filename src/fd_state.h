@@ -19,8 +19,8 @@
  *   TOMBSTONE   SOCKET      fd_table_set_socket (the number was reused)
  *   SOCKET      SOCKET      fd_table_set_socket, fd_table_add_flags
  *   EPOLL       SOCKET      fd_table_set_socket (a stale set's number reused)
- *   UNKNOWN     EPOLL       fd_table_note_epoll_add
- *   TOMBSTONE   EPOLL       fd_table_note_epoll_add
+ *   UNKNOWN     EPOLL       fd_table_note_epoll_add, fd_table_note_epoll_created
+ *   TOMBSTONE   EPOLL       fd_table_note_epoll_add, fd_table_note_epoll_created
  *   EPOLL       EPOLL       fd_table_add_flags
  *   SOCKET      CLAIMED     fd_table_claim_close
  *   EPOLL       CLAIMED     fd_table_claim_close

@@ -1,6 +1,7 @@
 /* fd_table.c: the per-descriptor table. One flat array mapped once, updated
  * only with atomics, so close() can consult it from a signal handler. */
 #include "fd_table.h"
+#include "epoll_sets.h"
 #include "fd_state.h"
 #include "raw_syscall.h"
 
@@ -169,6 +170,8 @@ void fd_table_note_duplicate(int source, int target)
 		return;
 	}
 	fd_table_add_flags(src, FD_HAS_DUPS);
+	if (fd_kind(state) == FD_KIND_EPOLL)
+		epoll_sets_note_duplicate(source, target);
 	/* Socket-wide facts travel; epoll membership is per number and stays. */
 	uint32_t copied = (state & (FD_KIND_MASK | FD_WRITE_SHUT | FD_SHARED | FD_STALE_EPOLL |
 				     FD_CONNECTED | FD_DISCONNECTED)) |
@@ -176,18 +179,28 @@ void fd_table_note_duplicate(int source, int target)
 	fd_table_set_socket(target, copied, atomic_load(&src->socket_id));
 }
 
-void fd_table_note_epoll_add(int epfd, int fd)
+static void note_epoll_set(int epfd, const char *by)
 {
 	struct fd_entry *set = fd_table_entry(epfd);
 	/* Its own identity, shared by its dups (its last close matters). A
-	 * tombstone is a number reused behind our back: epoll_create1(). */
+	 * tombstone is a number reused behind our back. */
 	uint32_t seen = set != NULL ? atomic_load(&set->state) : FD_LIBRARY_OWNED;
 	if (fd_state_is_unknown(seen) || seen == FD_TOMBSTONE) {
 		atomic_store(&set->socket_id, fd_table_new_socket_id());
-		fd_state_check(seen, FD_KIND_EPOLL, "fd_table_note_epoll_add");
+		fd_state_check(seen, FD_KIND_EPOLL, by);
 		atomic_compare_exchange_strong(&set->state, &seen, FD_KIND_EPOLL);
 	}
 	note_highest(epfd);
+}
+
+void fd_table_note_epoll_created(int epfd)
+{
+	note_epoll_set(epfd, "fd_table_note_epoll_created");
+}
+
+void fd_table_note_epoll_add(int epfd, int fd)
+{
+	note_epoll_set(epfd, "fd_table_note_epoll_add");
 	struct fd_entry *e = fd_table_entry(fd);
 	/* Only sockets: closing anything else must stay a plain close(). */
 	if (e == NULL || !fd_is_socket(atomic_load(&e->state)))
@@ -237,15 +250,21 @@ void fd_table_leave_epoll_sets(int fd, struct fd_entry *e)
 		if (member > 0)
 			epoll_del(member - 1, fd);
 	}
-	if (atomic_fetch_and(&e->state, ~(uint32_t)FD_EPOLL_MANY) & FD_EPOLL_MANY) {
-		/* Lost count: try every epoll set we know (ENOENT where absent). */
-		for (int other = 0, end = scan_end(); other < end; other++) {
-			struct fd_entry *o = &table[other];
-			if (fd_kind(atomic_load(&o->state)) == FD_KIND_EPOLL)
-				epoll_del(other, fd);
-		}
-	}
+	/* Lost count: try every epoll set we know (ENOENT where absent). */
+	if (atomic_fetch_and(&e->state, ~(uint32_t)FD_EPOLL_MANY) & FD_EPOLL_MANY)
+		fd_table_leave_every_epoll_set(fd);
+	/* And the registrations made where the library cannot see them. */
+	epoll_sets_leave_unseen(fd);
 	errno = saved;
+}
+
+void fd_table_leave_every_epoll_set(int fd)
+{
+	for (int other = 0, end = scan_end(); other < end; other++) {
+		struct fd_entry *o = &table[other];
+		if (other != fd && fd_kind(atomic_load(&o->state)) == FD_KIND_EPOLL)
+			epoll_del(other, fd);
+	}
 }
 
 /* Adds flags to every other application number of the socket `id`. */

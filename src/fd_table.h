@@ -112,6 +112,8 @@ void fd_table_note_connect(int fd, bool dissolved);
 /* fd, registered in an epoll set, is being closed while other numbers of
  * its socket stay open: they carry FD_STALE_EPOLL from now on. */
 void fd_table_note_stale_epoll(int fd, struct fd_entry *e);
+/* epoll_create()/epoll_create1() made epfd. */
+void fd_table_note_epoll_created(int epfd);
 /* epoll_ctl() succeeded: remember which sets a socket is in (§4). */
 void fd_table_note_epoll_add(int epfd, int fd);
 void fd_table_note_epoll_del(int epfd, int fd);
@@ -122,6 +124,8 @@ void fd_table_forget_epoll_set(int epfd, bool last_descriptor);
 /* Removes fd from every epoll set it was added to, while it is still open,
  * so that no event is ever reported for it after close(). */
 void fd_table_leave_epoll_sets(int fd, struct fd_entry *e);
+/* Deletes fd from every epoll set the table knows (ENOENT where absent). */
+void fd_table_leave_every_epoll_set(int fd);
 
 /* Not a socket or epoll set the library knows, nor one of its own, nor a
  * tombstone: close() is the real close. A state without a kind but with

@@ -227,6 +227,28 @@ int libc_epoll_ctl(int epfd, int op, int fd, struct epoll_event *event)
 	return fn ? fn(epfd, op, fd, event) : (int)raw_syscall(SYS_epoll_ctl, epfd, op, fd, event);
 }
 
+int libc_epoll_create(int size)
+{
+	int (*fn)(int) = libc_function(BOUND_epoll_create);
+#ifdef SYS_epoll_create
+	return fn ? fn(size) : (int)raw_syscall(SYS_epoll_create, size);
+#else
+	return fn ? fn(size) : (size <= 0 ? (errno = EINVAL, -1) : (int)raw_syscall(SYS_epoll_create1, 0));
+#endif
+}
+
+int libc_epoll_create1(int flags)
+{
+	int (*fn)(int) = libc_function(BOUND_epoll_create1);
+	return fn ? fn(flags) : (int)raw_syscall(SYS_epoll_create1, flags);
+}
+
+long libc_syscall(long number, long a, long b, long c, long d, long e, long f)
+{
+	long (*fn)(long, ...) = (long (*)(long, ...))libc_function(BOUND_syscall);
+	return fn ? fn(number, a, b, c, d, e, f) : raw_syscall(number, a, b, c, d, e, f);
+}
+
 ssize_t libc_sendmsg(int fd, const struct msghdr *msg, int flags)
 {
 	ssize_t (*fn)(int, const struct msghdr *, int) = libc_function(BOUND_sendmsg);
@@ -283,6 +305,17 @@ int libc_system(const char *command)
 		return command == NULL ? 0 : -1; /* no shell can be run */
 	}
 	return fn(command);
+}
+
+int libc_fclose(FILE *stream)
+{
+	libc_bind();
+	int (*fn)(FILE *) = (int (*)(FILE *))libc_function(BOUND_fclose);
+	if (fn == NULL) {
+		errno = ENOSYS;
+		return EOF;
+	}
+	return fn(stream);
 }
 
 FILE *libc_popen(const char *command, const char *type)

@@ -45,6 +45,10 @@ int libc_dup3(int fd, int target, int flags);
 int libc_fcntl(int fd, int cmd, void *arg);
 int libc_fcntl64(int fd, int cmd, void *arg);
 int libc_epoll_ctl(int epfd, int op, int fd, struct epoll_event *event);
+int libc_epoll_create(int size);
+int libc_epoll_create1(int flags);
+/* The C library's syscall() with six arguments (as it reads them). */
+long libc_syscall(long number, long a, long b, long c, long d, long e, long f);
 ssize_t libc_sendmsg(int fd, const struct msghdr *msg, int flags);
 ssize_t libc_recvmsg(int fd, struct msghdr *msg, int flags);
 int libc_sendmmsg(int fd, struct mmsghdr *msgs, unsigned int n, int flags);
@@ -57,5 +61,6 @@ int libc_posix_spawnp(pid_t *pid, const char *file, const posix_spawn_file_actio
 		      const posix_spawnattr_t *attr, char *const argv[], char *const envp[]);
 int libc_system(const char *command);
 FILE *libc_popen(const char *command, const char *type);
+int libc_fclose(FILE *stream);
 
 #endif

@@ -43,6 +43,7 @@ struct later_close {
 	uint8_t row;           /* enum close_row */
 	uint8_t action;        /* enum close_action */
 	bool replaced;
+	bool by_fclose;
 	bool linger_on;
 	_Atomic bool recorded; /* set by the closer, cleared by the reaper */
 };
@@ -472,6 +473,7 @@ static void write_close_line(const struct trace_close *ev, int64_t time_ns, pid_
 {
 	struct line l;
 	begin_line_of(&l, ev->origin == CLOSE_EXPLICIT ? "close"
+			: ev->by_fclose ? "implicit-close-fclose"
 			: ev->replaced ? "implicit-close-dup2" : "implicit-close", time_ns, tid);
 	socket_fields(&l, ev->fd, ev->socket);
 	linger_field(&l, "linger", ev->facts->linger_on, ev->facts->linger_seconds);
@@ -527,6 +529,7 @@ bool trace_close_later(int copy_fd, const struct trace_close *ev)
 	rec->tcp_state = (int8_t)ev->socket->tcp_state;
 	rec->origin = (uint8_t)ev->origin;
 	rec->replaced = ev->replaced;
+	rec->by_fclose = ev->by_fclose;
 	rec->row = (uint8_t)ev->plan.row;
 	rec->action = (uint8_t)ev->plan.action;
 	/* Release: the reaper finds the copy on the hand-off stack later. */
@@ -553,7 +556,8 @@ uint64_t trace_close_adopted(int copy_fd)
 		};
 		struct trace_close ev = {
 			.fd = rec->fd, .origin = (enum close_origin)rec->origin,
-			.replaced = rec->replaced, .socket = &s, .facts = &facts,
+			.replaced = rec->replaced, .by_fclose = rec->by_fclose,
+			.socket = &s, .facts = &facts,
 			.pending = rec->pending,
 			.plan = { (enum close_row)rec->row, (enum close_action)rec->action },
 			.held_fd = copy_fd, .blocked_ns = rec->blocked_ns, .result = rec->result,

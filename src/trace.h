@@ -26,6 +26,7 @@ struct trace_close {
 	int fd;
 	enum close_origin origin;
 	bool replaced;           /* the number was taken over by dup2/dup3 */
+	bool by_fclose;          /* ... by the library, for fclose() of a stream */
 	const struct trace_socket *socket;
 	const struct close_facts *facts;
 	int pending;             /* SIOCOUTQ bytes, -1 when not read */

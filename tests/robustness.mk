@@ -1,8 +1,9 @@
 # tests/robustness.mk: Automake fragment included from Makefile.am (paths relative to the top).
 # Owns the tests of issue 3: sharing, implicit closes, epoll, blocked callers,
 # the library's own descriptors, fork/exec, signals and threads, and the stress run;
-# and of issue 9: vfork/fork children, closes that end in the caller with the
-# kernel's result, cancellation and signal-handler closes.
+# of issue 9: vfork/fork children, closes that end in the caller with the
+# kernel's result, cancellation and signal-handler closes; and of issue 10:
+# syscall(), fclose() and io_uring epoll registrations.
 
 sharing_sources = tests/integration/sharing_helpers.c tests/integration/sharing_helpers.h \
 	$(loopback_sources)
@@ -17,6 +18,7 @@ robustness_tests = \
 	tests/integration/test_children \
 	tests/integration/test_caller_close \
 	tests/integration/test_cancel_signals \
+	tests/integration/test_every_close \
 	tests/faults/test_injected_failures \
 	tests/faults/test_two_copies \
 	tests/stress/wspclose-stress
@@ -53,6 +55,11 @@ tests_integration_test_caller_close_LDADD = $(test_libs)
 tests_integration_test_cancel_signals_SOURCES = tests/integration/test_cancel_signals.c $(sharing_sources)
 tests_integration_test_cancel_signals_CFLAGS = $(test_cflags)
 tests_integration_test_cancel_signals_LDADD = $(test_libs)
+tests_integration_test_every_close_SOURCES = tests/integration/test_every_close.c src/raw_syscall.c \
+	$(sharing_sources)
+tests_integration_test_every_close_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/src
+tests_integration_test_every_close_CFLAGS = $(test_cflags)
+tests_integration_test_every_close_LDADD = $(test_libs)
 tests_faults_test_injected_failures_SOURCES = tests/faults/test_injected_failures.c $(sharing_sources)
 tests_faults_test_injected_failures_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/tests/integration
 tests_faults_test_injected_failures_CFLAGS = $(test_cflags)

@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "libc_binding.h"
@@ -69,6 +70,12 @@ START_TEST(each_missing_function_is_said_once_and_never_called)
 	char *argv[] = { "true", NULL };
 	ck_assert_int_eq(libc_posix_spawn(&pid, "/bin/true", NULL, NULL, argv, NULL), ENOSYS);
 	ck_assert_int_eq(libc_posix_spawnp(&pid, "true", NULL, NULL, argv, NULL), ENOSYS);
+	errno = 0;
+	ck_assert(libc_fclose(stdin) == EOF && errno == ENOSYS);
+	/* syscall() without a binding: the library's own system call. */
+	ck_assert_int_eq(libc_syscall(SYS_getpid, 0, 0, 0, 0, 0, 0), getpid());
+	errno = 0;
+	ck_assert(libc_syscall(SYS_close, -1, 0, 0, 0, 0, 0) == -1 && errno == EBADF);
 	/* The copy is told by its ELF note, not by dlsym(): this program
 	 * carries the binding, so it is the first (and only) copy. */
 	ck_assert(libc_binding_is_first_copy());
