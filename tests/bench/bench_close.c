@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -318,6 +319,36 @@ static void measure_socket_close(int operations)
 	report("socket-close-unconnected", &s);
 }
 
+/* (d) syscall(SYS_getpid), a number the library passes on, timed in groups
+ * of 16; (e) syscall(SYS_close) of an eventfd, a descriptor it does not
+ * know. libuv makes every close this way. */
+static void measure_syscall(int operations)
+{
+	struct samples getpid_ns = { 0 }, close_ns = { 0 };
+	int fds[FILE_BATCH];
+
+	for (int i = 0; i < operations / 16 + WARMUP_OPS; i++) {
+		uint64_t start = mono_ns();
+		for (int j = 0; j < 16; j++)
+			if (syscall(SYS_getpid) <= 0)
+				fatal(PROG, "syscall(SYS_getpid)");
+		if (i >= WARMUP_OPS)
+			samples_add(&getpid_ns, (double)(mono_ns() - start) / 16);
+	}
+	report("syscall-getpid", &getpid_ns);
+	for (int done = 0; done < operations + WARMUP_OPS; done += FILE_BATCH) {
+		open_kind(KIND_EVENTFD, NULL, fds, FILE_BATCH);
+		for (int i = 0; i < FILE_BATCH; i++) {
+			uint64_t start = mono_ns();
+			if (syscall(SYS_close, fds[i]) != 0)
+				fatal(PROG, "syscall(SYS_close)");
+			if (done >= WARMUP_OPS)
+				samples_add(&close_ns, (double)(mono_ns() - start));
+		}
+	}
+	report("syscall-close-nonsocket", &close_ns);
+}
+
 /* Cost of the timer itself, reported so readers can judge the numbers. */
 static double clock_read_ns(void)
 {
@@ -375,6 +406,7 @@ static int run_measure(int file_closes, int tcp_closes, int socket_closes)
 	measure_nonsocket(file_closes);
 	clean = measure_tcp_connected(tcp_closes);
 	measure_socket_close(socket_closes);
+	measure_syscall(file_closes);
 	clean &= wait_for_socket_count(0); /* closed sockets may be held too */
 	printf("info\tsockets_left\t%d\n", count_open_sockets());
 	return clean ? 0 : 1;
@@ -396,6 +428,8 @@ static const struct benchmark {
 	{ "close-nonsocket", "(a) close() non-socket, all kinds", 1.05 },
 	{ "close-tcp-connected", "(b) close() connected TCP, linger off", 1.5 },
 	{ "socket-close-unconnected", "(c) socket()+close() unconnected TCP", 0 },
+	{ "syscall-getpid", "(d) syscall(SYS_getpid), passed on", 1.05 },
+	{ "syscall-close-nonsocket", "(e) syscall(SYS_close) of an eventfd", 1.05 },
 };
 #define BENCHMARKS (sizeof benchmarks / sizeof benchmarks[0])
 
