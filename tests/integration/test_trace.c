@@ -517,6 +517,29 @@ static int scenario_dup2_onto_socket(void)
 	return 0;
 }
 
+/* fclose() of a stream on a connected socket: the library's implicit close
+ * (libwspclose(7) §8.1). */
+static int scenario_fclose_socket_stream(void)
+{
+	struct lb_pair p;
+	if (lb_pair_open(&p, AF_INET, 0, 0) < 0)
+		return scenario_fail("cannot connect: %s", strerror(errno));
+	int fd = p.client;
+	ino_t inode = lb_socket_inode(fd);
+	FILE *stream = fdopen(fd, "w");
+	if (stream == NULL || fputs("bytes through stdio\n", stream) < 0)
+		return scenario_fail("fdopen/fputs: %s", strerror(errno));
+	if (fclose(stream) != 0)
+		return scenario_fail("fclose(): %s", strerror(errno));
+	if (!wait_for_release_line((unsigned long long)inode, RELEASE_TIMEOUT_MS))
+		return scenario_fail("no release line for inode %llu within %d ms",
+				     (unsigned long long)inode, RELEASE_TIMEOUT_MS);
+	report_socket(fd, inode);
+	p.client = -1;
+	lb_pair_close(&p);
+	return 0;
+}
+
 /* With WSPCLOSE_MAX_HELD=1 and one copy held (its peer not reading), the
  * next G1 close cannot hold a copy: the kernel's own graceful close. */
 static int scenario_degrade(void)
@@ -600,6 +623,7 @@ static int run_scenario(const char *name)
 		{ "churn", scenario_churn },
 		{ "degrade", scenario_degrade },
 		{ "dup2", scenario_dup2_onto_socket },
+		{ "fclose", scenario_fclose_socket_stream },
 	};
 	scenario_name = name;
 	for (size_t i = 0; i < sizeof scenarios / sizeof scenarios[0]; i++)
@@ -894,7 +918,7 @@ static bool check_required_fields(const struct json_value *v, char *why, size_t 
 	static const char *const hows[] = { "SHUT_RD", "SHUT_WR", "SHUT_RDWR", "invalid", NULL };
 	static const char *const options[] = { "SO_LINGER", "SO_DONTLINGER", NULL };
 	static const char *const close_events[] = { "close", "implicit-close",
-		"implicit-close-dup2", NULL };
+		"implicit-close-dup2", "implicit-close-fclose", NULL };
 
 	REQUIRE(v->type == JSON_OBJECT, "the line is a %s, not an object", json_type_name(v->type));
 	if (!time_field(v, why, why_len) || !integer_field(v, "pid", 1, why, why_len) ||
@@ -1332,6 +1356,24 @@ START_TEST(dup2_onto_a_socket_is_an_implicit_close_with_its_result)
 }
 END_TEST
 
+/* fclose() of a stream on a socket is traced as the implicit close it is;
+ * the flushed bytes went out before it. */
+START_TEST(fclose_of_a_socket_stream_is_an_implicit_close)
+{
+	struct child_run run;
+	struct trace_file t;
+	long long inode, fd;
+	run_traced_socket("fclose", NULL, &run, &t, &inode, &fd);
+	const struct json_value *c = only_line(&t, "implicit-close-fclose", inode);
+	assert_string(c, "row", "G1");
+	assert_string(c, "action", "hand-off");
+	ck_assert_int_eq(integer_of(c, "fd"), fd);
+	assert_string(only_line(&t, "release", inode), "outcome", "fin-acked");
+	free_trace(&t);
+	free_child_run(&run);
+}
+END_TEST
+
 /* A hand-off that cannot hold a copy says so: action "degrade", no
  * held_fd, and no release line (nothing was held). */
 START_TEST(degraded_hand_off_is_traced_as_degrade)
@@ -1696,6 +1738,7 @@ static Suite *trace_suite(void)
 	tcase_add_test(rows, churn_holds_every_socket_and_traces_every_release);
 	tcase_add_test(rows, degraded_hand_off_is_traced_as_degrade);
 	tcase_add_test(rows, dup2_onto_a_socket_is_an_implicit_close_with_its_result);
+	tcase_add_test(rows, fclose_of_a_socket_stream_is_an_implicit_close);
 	tcase_add_test(rows, w1_refusal_is_traced_with_ewouldblock);
 	tcase_add_test(rows, l2_linger_reset_is_traced);
 	tcase_add_test(rows, shutdown_is_traced_and_close_is_g2);
