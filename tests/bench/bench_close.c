@@ -17,6 +17,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/io_uring.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -283,8 +285,11 @@ static bool tcp_batch(int listener, const struct sockaddr_in *addr, int pairs,
 	return wait_for_socket_count(1);
 }
 
-/* (b) close() of connected loopback TCP sockets, default linger. */
-static bool measure_tcp_connected(int closes)
+/* (b) close() of connected loopback TCP sockets, default linger; (f) the
+ * same in a process that set up an io_uring instance through syscall(), as
+ * libuv does, and has an epoll set: the library then deletes each closing
+ * socket from every epoll set it knows before holding it. */
+static bool measure_tcp_connected(int closes, const char *name)
 {
 	struct sockaddr_in addr;
 	int listener = make_listener(&addr);
@@ -298,7 +303,21 @@ static bool measure_tcp_connected(int closes)
 	}
 	close(listener);
 	clean &= wait_for_socket_count(0);
-	report("close-tcp-connected", &s);
+	report(name, &s);
+	return clean;
+}
+
+static bool measure_tcp_connected_with_io_uring(int closes)
+{
+	struct io_uring_params params;
+	memset(&params, 0, sizeof params);
+	int ring = (int)syscall(SYS_io_uring_setup, 4, &params);
+	int set = epoll_create1(EPOLL_CLOEXEC);
+	if (ring < 0 || set < 0)
+		fatal(PROG, "io_uring_setup or epoll_create1");
+	bool clean = measure_tcp_connected(closes, "close-tcp-connected-io-uring");
+	close(set);
+	close(ring);
 	return clean;
 }
 
@@ -404,9 +423,10 @@ static int run_measure(int file_closes, int tcp_closes, int socket_closes)
 	printf("info\tclock_read_ns\t%.1f\n", clock_read_ns());
 
 	measure_nonsocket(file_closes);
-	clean = measure_tcp_connected(tcp_closes);
+	clean = measure_tcp_connected(tcp_closes, "close-tcp-connected");
 	measure_socket_close(socket_closes);
 	measure_syscall(file_closes);
+	clean &= measure_tcp_connected_with_io_uring(tcp_closes);
 	clean &= wait_for_socket_count(0); /* closed sockets may be held too */
 	printf("info\tsockets_left\t%d\n", count_open_sockets());
 	return clean ? 0 : 1;
@@ -430,6 +450,7 @@ static const struct benchmark {
 	{ "socket-close-unconnected", "(c) socket()+close() unconnected TCP", 0 },
 	{ "syscall-getpid", "(d) syscall(SYS_getpid), passed on", 1.05 },
 	{ "syscall-close-nonsocket", "(e) syscall(SYS_close) of an eventfd", 1.05 },
+	{ "close-tcp-connected-io-uring", "(f) as (b), in a process using io_uring", 1.5 },
 };
 #define BENCHMARKS (sizeof benchmarks / sizeof benchmarks[0])
 
