@@ -1,6 +1,8 @@
-/* trace.c: formats and writes trace lines (text or JSON) with one write()
- * each. Formatting is hand-made (no snprintf) so that it is async-signal-safe. */
+/* trace.c: what each trace event says, and where its line goes: one write()
+ * per line, or the reaper's lines collected into a few writes. Lines are
+ * built by trace_line.c (hand-made, async-signal-safe). */
 #include "trace.h"
+#include "trace_line.h"
 #include "address_text.h"
 #include "fd_table.h"
 #include "monotonic.h"
@@ -21,8 +23,7 @@
 
 /* The trace descriptor lives with the library's own, high and O_CLOEXEC, so
  * that the application closing or reusing fd 2 cannot redirect it. */
-#define LINE_MAX_BYTES 2048
-_Static_assert(LINE_MAX_BYTES <= PIPE_BUF, "a collected line must fit one write()");
+_Static_assert(TRACE_LINE_MAX_BYTES <= PIPE_BUF, "a collected line must fit one write()");
 
 static _Atomic int trace_fd = -1;
 static bool trace_json;
@@ -145,195 +146,15 @@ bool trace_move_descriptor(int fd)
 	return true;
 }
 
-/* ---------------------------------------------------------------- line builder */
-
-struct line {
-	char text[LINE_MAX_BYTES];
-	size_t len;
-	bool fields; /* at least one field written */
-};
-
-static void put(struct line *l, const char *s, size_t n)
-{
-	if (n > sizeof l->text - 2 - l->len)
-		n = sizeof l->text - 2 - l->len; /* keep room for the newline */
-	memcpy(l->text + l->len, s, n);
-	l->len += n;
-}
-
-static void put_str(struct line *l, const char *s)
-{
-	put(l, s, strlen(s));
-}
-
-static void put_uint(struct line *l, uint64_t v)
-{
-	char digits[20];
-	put(l, digits, format_decimal(digits, v));
-}
-
-static void put_int(struct line *l, int64_t v)
-{
-	if (v < 0) {
-		put_str(l, "-");
-		put_uint(l, (uint64_t)0 - (uint64_t)v);
-	} else {
-		put_uint(l, (uint64_t)v);
-	}
-}
-
-static void put_padded(struct line *l, unsigned v, int width)
-{
-	char digits[12];
-	for (int i = width - 1; i >= 0; i--) {
-		digits[i] = (char)('0' + v % 10);
-		v /= 10;
-	}
-	put(l, digits, (size_t)width);
-}
-
-/* JSON string body: quotes, backslashes and control characters escaped;
- * the plain runs between them copied whole. */
-static void put_json_escaped(struct line *l, const char *s)
-{
-	static const char hex[] = "0123456789abcdef";
-	const char *plain = s;
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-		if (c != '"' && c != '\\' && c >= 0x20)
-			continue;
-		put(l, plain, (size_t)(s - plain));
-		plain = s + 1;
-		if (c == '"' || c == '\\') {
-			char esc[2] = { '\\', (char)c };
-			put(l, esc, 2);
-		} else {
-			char esc[6] = { '\\', 'u', '0', '0', hex[c >> 4], hex[c & 15] };
-			put(l, esc, 6);
-		}
-	}
-	put(l, plain, (size_t)(s - plain));
-}
-
-static void begin_field(struct line *l, const char *key)
-{
-	if (trace_json) {
-		put_str(l, l->fields ? ",\"" : "\"");
-		put_str(l, key);
-		put_str(l, "\":");
-	} else {
-		put_str(l, " ");
-		put_str(l, key);
-		put_str(l, "=");
-	}
-	l->fields = true;
-}
-
-static void field_str(struct line *l, const char *key, const char *value)
-{
-	begin_field(l, key);
-	if (trace_json) {
-		put_str(l, "\"");
-		put_json_escaped(l, value);
-		put_str(l, "\"");
-	} else if (value[0] == '\0' || strchr(value, ' ') != NULL) {
-		put_str(l, "\"");
-		put_str(l, value);
-		put_str(l, "\"");
-	} else {
-		put_str(l, value);
-	}
-}
-
-static void field_int(struct line *l, const char *key, int64_t value)
-{
-	begin_field(l, key);
-	put_int(l, value);
-}
-
-static void field_bool(struct line *l, const char *key, bool value)
-{
-	begin_field(l, key);
-	put_str(l, trace_json ? (value ? "true" : "false") : (value ? "1" : "0"));
-}
-
-/* Milliseconds with three decimals, from nanoseconds. */
-static void field_ms(struct line *l, const char *key, int64_t ns)
-{
-	begin_field(l, key);
-	if (ns < 0)
-		ns = 0;
-	put_uint(l, (uint64_t)(ns / 1000000));
-	put_str(l, ".");
-	put_padded(l, (unsigned)(ns / 1000 % 1000), 3);
-}
-
-/* UTC civil date from days since 1970-01-01 (Howard Hinnant's algorithm). */
-static void civil_from_days(int64_t days, int *year, unsigned *month, unsigned *day)
-{
-	days += 719468;
-	int64_t era = (days >= 0 ? days : days - 146096) / 146097;
-	unsigned doe = (unsigned)(days - era * 146097);
-	unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-	unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-	unsigned mp = (5 * doy + 2) / 153;
-	*day = doy - (153 * mp + 2) / 5 + 1;
-	*month = mp < 10 ? mp + 3 : mp - 9;
-	*year = (int)(yoe + era * 400 + (*month <= 2));
-}
-
-static int64_t realtime_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * NS_PER_SEC + ts.tv_nsec;
-}
-
-static void put_time(struct line *l, int64_t time_ns)
-{
-	struct timespec ts = { .tv_sec = time_ns / NS_PER_SEC, .tv_nsec = time_ns % NS_PER_SEC };
-	int year;
-	unsigned month, day;
-	civil_from_days(ts.tv_sec / 86400, &year, &month, &day);
-	unsigned secs = (unsigned)(ts.tv_sec % 86400);
-	put_padded(l, (unsigned)year, 4);
-	put_str(l, "-");
-	put_padded(l, month, 2);
-	put_str(l, "-");
-	put_padded(l, day, 2);
-	put_str(l, "T");
-	put_padded(l, secs / 3600, 2);
-	put_str(l, ":");
-	put_padded(l, secs / 60 % 60, 2);
-	put_str(l, ":");
-	put_padded(l, secs % 60, 2);
-	put_str(l, ".");
-	put_padded(l, (unsigned)(ts.tv_nsec / 1000), 6);
-	put_str(l, "Z");
-}
-
 /* A line about something that thread `tid` did at `time_ns`. */
-static void begin_line_of(struct line *l, const char *event, int64_t time_ns, pid_t tid)
+static void begin_line_of(struct trace_line *l, const char *event, int64_t time_ns, pid_t tid)
 {
-	l->len = 0;
-	l->fields = false;
-	if (trace_json) {
-		put_str(l, "{\"time\":\"");
-		put_time(l, time_ns);
-		put_str(l, "\"");
-		l->fields = true;
-	} else {
-		put_time(l, time_ns);
-		put_str(l, " libwspclose");
-	}
-	field_int(l, "pid", current_pid());
-	field_int(l, "tid", tid);
-	field_str(l, "event", event);
+	line_begin(l, trace_json, event, time_ns, current_pid(), tid);
 }
 
-static void begin_line(struct line *l, const char *event)
+static void begin_line(struct trace_line *l, const char *event)
 {
-	begin_line_of(l, event, realtime_ns(), current_tid());
+	begin_line_of(l, event, line_realtime_ns(), current_tid());
 }
 
 static void write_out(const char *text, size_t len)
@@ -355,7 +176,7 @@ int64_t trace_collected_since(void)
 
 bool trace_room_for_a_line(void)
 {
-	return sizeof collected - collected_len >= LINE_MAX_BYTES;
+	return sizeof collected - collected_len >= TRACE_LINE_MAX_BYTES;
 }
 
 void trace_flush(void)
@@ -366,10 +187,10 @@ void trace_flush(void)
 	collected_since_ns = 0;
 }
 
-static void end_line(struct line *l)
+static void end_line(struct trace_line *l)
 {
-	if (trace_json)
-		put_str(l, "}");
+	if (l->json)
+		line_put_str(l, "}");
 	l->text[l->len++] = '\n';
 	if (!collecting_here) {
 		write_out(l->text, l->len);
@@ -429,73 +250,73 @@ static void describe(int fd, struct trace_socket *out)
 	out->tcp_state = state < 0 ? -1 : state;
 }
 
-static void socket_fields(struct line *l, int fd, const struct trace_socket *s)
+static void socket_fields(struct trace_line *l, int fd, const struct trace_socket *s)
 {
-	field_int(l, "fd", fd);
-	field_int(l, "inode", (int64_t)s->inode);
-	field_str(l, "local", s->local);
-	field_str(l, "remote", s->remote);
-	field_str(l, "tcp_state", trace_tcp_state_name(s->tcp_state));
+	line_field_int(l, "fd", fd);
+	line_field_int(l, "inode", (int64_t)s->inode);
+	line_field_str(l, "local", s->local);
+	line_field_str(l, "remote", s->remote);
+	line_field_str(l, "tcp_state", trace_tcp_state_name(s->tcp_state));
 }
 
-static void linger_field(struct line *l, const char *key, bool on, int seconds)
+static void linger_field(struct trace_line *l, const char *key, bool on, int seconds)
 {
-	begin_field(l, key);
+	line_begin_field(l, key);
 	if (trace_json) {
-		put_str(l, "{\"on\":");
-		put_str(l, on ? "true" : "false");
-		put_str(l, ",\"seconds\":");
-		put_int(l, seconds);
-		put_str(l, "}");
+		line_put_str(l, "{\"on\":");
+		line_put_str(l, on ? "true" : "false");
+		line_put_str(l, ",\"seconds\":");
+		line_put_int(l, seconds);
+		line_put_str(l, "}");
 	} else {
-		put_str(l, on ? "{1," : "{0,");
-		put_int(l, seconds);
-		put_str(l, "}");
+		line_put_str(l, on ? "{1," : "{0,");
+		line_put_int(l, seconds);
+		line_put_str(l, "}");
 	}
 }
 
-static void result_fields(struct line *l, int result, int error)
+static void result_fields(struct trace_line *l, int result, int error)
 {
-	field_int(l, "result", result);
+	line_field_int(l, "result", result);
 	if (result >= 0) {
-		begin_field(l, "errno");
-		put_str(l, trace_json ? "null" : "0");
+		line_begin_field(l, "errno");
+		line_put_str(l, trace_json ? "null" : "0");
 		return;
 	}
 	/* Same value on Linux; W1 is specified as EWOULDBLOCK. */
 	const char *name = error == EWOULDBLOCK ? "EWOULDBLOCK" : strerrorname_np(error);
-	field_str(l, "errno", name ? name : "unknown");
+	line_field_str(l, "errno", name ? name : "unknown");
 }
 
 /* ---------------------------------------------------------------- events */
 
 static void write_close_line(const struct trace_close *ev, int64_t time_ns, pid_t tid)
 {
-	struct line l;
+	struct trace_line l;
 	begin_line_of(&l, ev->origin == CLOSE_EXPLICIT ? "close"
 			: ev->by_fclose ? "implicit-close-fclose"
 			: ev->replaced ? "implicit-close-dup2" : "implicit-close", time_ns, tid);
 	socket_fields(&l, ev->fd, ev->socket);
 	linger_field(&l, "linger", ev->facts->linger_on, ev->facts->linger_seconds);
-	field_bool(&l, "nonblocking", ev->facts->nonblocking);
-	field_int(&l, "pending", ev->pending);
-	field_str(&l, "row", close_row_name(ev->plan.row));
-	field_str(&l, "action", close_action_name(ev->plan.action));
+	line_field_bool(&l, "nonblocking", ev->facts->nonblocking);
+	line_field_int(&l, "pending", ev->pending);
+	line_field_str(&l, "row", close_row_name(ev->plan.row));
+	line_field_str(&l, "action", close_action_name(ev->plan.action));
 	if (ev->held_fd >= 0)
-		field_int(&l, "held_fd", ev->held_fd);
-	field_ms(&l, "blocked_ms", ev->blocked_ns);
+		line_field_int(&l, "held_fd", ev->held_fd);
+	line_field_ms(&l, "blocked_ms", ev->blocked_ns);
 	result_fields(&l, ev->result, ev->error);
 	if (ev->windows != NULL) {
 		/* "...; Linux blocked 2.003 s" */
-		struct line what = { .len = 0 };
-		put_str(&what, ev->windows);
-		put_str(&what, "; Linux blocked ");
-		put_uint(&what, (uint64_t)(ev->blocked_ns / NS_PER_SEC));
-		put_str(&what, ".");
-		put_padded(&what, (unsigned)(ev->blocked_ns / NS_PER_MS % 1000), 3);
-		put_str(&what, " s");
+		struct trace_line what = { .len = 0 };
+		line_put_str(&what, ev->windows);
+		line_put_str(&what, "; Linux blocked ");
+		line_put_uint(&what, (uint64_t)(ev->blocked_ns / NS_PER_SEC));
+		line_put_str(&what, ".");
+		line_put_padded(&what, (unsigned)(ev->blocked_ns / NS_PER_MS % 1000), 3);
+		line_put_str(&what, " s");
 		what.text[what.len] = '\0';
-		field_str(&l, "windows", what.text);
+		line_field_str(&l, "windows", what.text);
 	}
 	end_line(&l);
 }
@@ -503,7 +324,7 @@ static void write_close_line(const struct trace_close *ev, int64_t time_ns, pid_
 void trace_close(const struct trace_close *ev)
 {
 	if (trace_enabled())
-		write_close_line(ev, realtime_ns(), current_tid());
+		write_close_line(ev, line_realtime_ns(), current_tid());
 }
 
 static struct later_close *later_record(int fd)
@@ -518,7 +339,7 @@ bool trace_close_later(int copy_fd, const struct trace_close *ev)
 	struct later_close *rec = later_record(copy_fd);
 	if (rec == NULL || !trace_enabled())
 		return false;
-	rec->time_ns = realtime_ns();
+	rec->time_ns = line_realtime_ns();
 	rec->blocked_ns = ev->blocked_ns;
 	rec->tid = current_tid();
 	rec->fd = ev->fd;
@@ -574,10 +395,10 @@ void trace_shutdown(int fd, int how, int result, int error)
 		return;
 	struct trace_socket s;
 	describe(fd, &s);
-	struct line l;
+	struct trace_line l;
 	begin_line(&l, "shutdown");
 	socket_fields(&l, fd, &s);
-	field_str(&l, "how", how == SHUT_RD ? "SHUT_RD" : how == SHUT_WR ? "SHUT_WR"
+	line_field_str(&l, "how", how == SHUT_RD ? "SHUT_RD" : how == SHUT_WR ? "SHUT_WR"
 			     : how == SHUT_RDWR ? "SHUT_RDWR" : "invalid");
 	result_fields(&l, result, error);
 	end_line(&l);
@@ -590,10 +411,10 @@ void trace_linger(int fd, const char *option, const struct linger *before,
 		return;
 	struct trace_socket s;
 	describe(fd, &s);
-	struct line l;
+	struct trace_line l;
 	begin_line(&l, "linger");
 	socket_fields(&l, fd, &s);
-	field_str(&l, "option", option);
+	line_field_str(&l, "option", option);
 	linger_field(&l, "before", before->l_onoff != 0, before->l_linger);
 	linger_field(&l, "after", after->l_onoff != 0, after->l_linger);
 	result_fields(&l, result, error);
@@ -605,39 +426,39 @@ void trace_release(int fd, uint64_t inode, enum close_row row, const char *outco
 {
 	if (!trace_enabled())
 		return;
-	struct line l;
+	struct trace_line l;
 	begin_line(&l, "release");
-	field_int(&l, "fd", fd);
-	field_int(&l, "inode", (int64_t)inode);
-	field_str(&l, "tcp_state", trace_tcp_state_name(tcp_state));
-	field_str(&l, "row", close_row_name(row));
-	field_str(&l, "outcome", outcome);
-	field_ms(&l, "held_ms", held_ns);
+	line_field_int(&l, "fd", fd);
+	line_field_int(&l, "inode", (int64_t)inode);
+	line_field_str(&l, "tcp_state", trace_tcp_state_name(tcp_state));
+	line_field_str(&l, "row", close_row_name(row));
+	line_field_str(&l, "outcome", outcome);
+	line_field_ms(&l, "held_ms", held_ns);
 	end_line(&l);
 }
 
 /* JSON: "key":{"a":1,"b":2}; text: key.a=1 key.b=2. */
-static void count_group(struct line *l, const char *key, const struct trace_count *c, size_t n)
+static void count_group(struct trace_line *l, const char *key, const struct trace_count *c, size_t n)
 {
 	if (trace_json) {
-		begin_field(l, key);
-		put_str(l, "{");
+		line_begin_field(l, key);
+		line_put_str(l, "{");
 		for (size_t i = 0; i < n; i++) {
-			put_str(l, i ? ",\"" : "\"");
-			put_str(l, c[i].name);
-			put_str(l, "\":");
-			put_uint(l, c[i].count);
+			line_put_str(l, i ? ",\"" : "\"");
+			line_put_str(l, c[i].name);
+			line_put_str(l, "\":");
+			line_put_uint(l, c[i].count);
 		}
-		put_str(l, "}");
+		line_put_str(l, "}");
 		return;
 	}
 	for (size_t i = 0; i < n; i++) {
-		put_str(l, " ");
-		put_str(l, key);
-		put_str(l, ".");
-		put_str(l, c[i].name);
-		put_str(l, "=");
-		put_uint(l, c[i].count);
+		line_put_str(l, " ");
+		line_put_str(l, key);
+		line_put_str(l, ".");
+		line_put_str(l, c[i].name);
+		line_put_str(l, "=");
+		line_put_uint(l, c[i].count);
 	}
 }
 
@@ -647,7 +468,7 @@ void trace_summary(const struct trace_count *closes, size_t n_closes,
 {
 	if (!trace_enabled())
 		return;
-	struct line l;
+	struct trace_line l;
 	begin_line(&l, "summary");
 	count_group(&l, "closes", closes, n_closes);
 	count_group(&l, "releases", releases, n_releases);
