@@ -294,8 +294,11 @@ static void child_daemonizes(void *p)
 
 	sh_child_signal_parent(); /* the parent drains the held connection */
 	SH_REQUIRE(sh_child_await_parent(CHILD_MS), "the parent never drained");
-	SH_REQUIRE(lb_wait_socket_gone(inode, SH_HELD_MIN_FD, 2000),
-		   "the held copy was not released after the peer read everything");
+	if (!lb_wait_socket_gone(inode, SH_HELD_MIN_FD, 2000)) {
+		int copy = lb_find_socket_fd(inode, SH_HELD_MIN_FD);
+		sh_fail("the held copy (fd %d) was not released within 2 s after the peer read everything: "
+			"its TCP state %d, %d bytes unacknowledged", copy, lb_tcp_state(copy), lb_outq(copy));
+	}
 	SH_REQUIRE(sh_check_rows(why, sizeof(why)), "after closing every descriptor: %s", why);
 
 	/* Back to exactly the application's descriptors (0..2) plus the
