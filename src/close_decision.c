@@ -35,6 +35,11 @@ static struct close_plan windows_plan(const struct close_facts *f)
 	 * enforces the linger deadline in the background. */
 	if (f->origin == CLOSE_IMPLICIT)
 		return plan(ROW_L, ACTION_HAND_OFF_LINGER);
+	/* Nor can wineserver's: data still queued is the W1 situation, which
+	 * can never reach the program (a finding), handed off like the rest. */
+	if (f->never_block)
+		return f->nonblocking && !f->pending ? plan(ROW_W2, ACTION_HAND_OFF)
+		       : plan(f->nonblocking ? ROW_W1 : ROW_L, ACTION_HAND_OFF_LINGER);
 	if (f->nonblocking)
 		return f->pending ? plan(ROW_W1, ACTION_FAIL_WOULDBLOCK)
 				  : plan(ROW_W2, ACTION_HAND_OFF);

@@ -25,6 +25,9 @@ struct close_facts {
 	bool nothing_to_tear_down;
 	enum close_origin origin;
 	bool passthrough;        /* WSPCLOSE_PASSTHROUGH=1: Linux semantics */
+	/* Inside wineserver (§3.1): a close may neither fail nor block, and
+	 * every Wine socket is non-blocking on Linux whatever its Windows mode. */
+	bool never_block;
 };
 
 /* The rows of §2, plus the reasons no row applies (§1). */

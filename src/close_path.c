@@ -16,6 +16,7 @@
 #include "tcp_probe.h"
 #include "trace.h"
 #include "vm_sharing.h"
+#include "wine_profile.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -111,7 +112,10 @@ static void start_request(struct close_request *r)
 	r->socket_id = atomic_load(&r->entry->socket_id);
 	r->held_fd = -1;
 	r->tcp_state = -1;
-	r->tracing = trace_enabled();
+	/* Inside wineserver only its TCP sockets are closesocket()s; the rest
+	 * are its own plumbing (the Windows processes' request sockets). */
+	r->tracing = trace_enabled() &&
+		     (fd_kind(r->state) == FD_KIND_TCP || !wine_profile_in_wineserver());
 	r->facts = (struct close_facts){
 		.is_socket = true,
 		.is_tcp = fd_kind(r->state) == FD_KIND_TCP,
@@ -120,6 +124,7 @@ static void start_request(struct close_request *r)
 		.write_shut = (r->state & FD_WRITE_SHUT) != 0,
 		.origin = r->origin,
 		.passthrough = wspclose_settings.passthrough,
+		.never_block = wine_profile_in_wineserver(),
 	};
 }
 
@@ -146,6 +151,8 @@ static int close_socket(struct close_request *r)
 	}
 	plan = close_decide(&r->facts);
 	r->final_row = plan.row;
+	if (plan.row == ROW_W1 && plan.action != ACTION_FAIL_WOULDBLOCK)
+		stats_note_w1_abandoned(); /* wineserver: W1 can never be returned */
 	int rc;
 	if (plan.row == ROW_PASSTHROUGH && r->facts.is_tcp) {
 		rc = close_passthrough(r);

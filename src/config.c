@@ -127,6 +127,21 @@ int config_load(struct wspclose_config *out,
 	warnings += load_flag(getenv_fn, warn_fd, "WSPCLOSE_PASSTHROUGH", &c.passthrough);
 	warnings += load_flag(getenv_fn, warn_fd, "WSPCLOSE_STATS", &c.stats);
 
+	const char *wine = getenv_fn("WSPCLOSE_WINE");
+	if (wine != NULL) {
+		if (strcmp(wine, "auto") == 0)
+			c.wine = WINE_AUTO;
+		else if (strcmp(wine, "on") == 0)
+			c.wine = WINE_ON;
+		else if (strcmp(wine, "off") == 0)
+			c.wine = WINE_OFF;
+		else {
+			warn(warn_fd, "WSPCLOSE_WINE", wine, "expected \"auto\", \"on\" or \"off\"",
+			     "auto");
+			warnings++;
+		}
+	}
+
 	const char *findings = getenv_fn("WSPCLOSE_FINDINGS_FILE");
 	if (findings != NULL && *findings == '\0') {
 		warn(warn_fd, "WSPCLOSE_FINDINGS_FILE", findings, "expected a file path",

@@ -6,6 +6,11 @@
 
 enum trace_format { TRACE_TEXT, TRACE_JSON };
 
+/* WSPCLOSE_WINE: auto (the default: wineserver is recognised by its
+ * executable's name), on (this process is wineserver), off (no Wine profile:
+ * Wine's processes are programs like any other). */
+enum wine_setting { WINE_AUTO, WINE_ON, WINE_OFF };
+
 struct wspclose_config {
 	const char *trace_target;   /* NULL (off), "stderr" or a path */
 	enum trace_format trace_format;
@@ -14,6 +19,7 @@ struct wspclose_config {
 	bool passthrough;           /* WSPCLOSE_PASSTHROUGH */
 	bool stats;                 /* WSPCLOSE_STATS */
 	const char *findings_file;  /* WSPCLOSE_FINDINGS_FILE (set by wspclose --strict) */
+	enum wine_setting wine;     /* WSPCLOSE_WINE */
 };
 
 #define WSPCLOSE_DEFAULT_GRACE_MS 60000L

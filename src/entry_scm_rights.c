@@ -6,6 +6,7 @@
 #include "libc_binding.h"
 #include "tcp_probe.h"
 #include "vm_sharing.h"
+#include "wine_profile.h"
 
 #include <errno.h>
 #include <string.h>
@@ -45,11 +46,19 @@ static void for_each_passed_fd(const struct msghdr *msg, void (*each)(int fd))
 	errno = saved;
 }
 
+/* A sent socket is shared from now on; but wineserver lends its sockets to
+ * the Windows program's processes and keeps the last word on them (§3.1). */
+static void note_sent(const struct msghdr *msg)
+{
+	if (!wine_profile_in_wineserver())
+		for_each_passed_fd(msg, fd_table_mark_shared);
+}
+
 WSPCLOSE_EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 {
 	ssize_t rc = libc_sendmsg(fd, msg, flags);
 	if (rc >= 0)
-		for_each_passed_fd(msg, fd_table_mark_shared);
+		note_sent(msg);
 	return rc;
 }
 
@@ -65,7 +74,7 @@ WSPCLOSE_EXPORT int sendmmsg(int fd, struct mmsghdr *msgs, unsigned int n, int f
 {
 	int rc = libc_sendmmsg(fd, msgs, n, flags);
 	for (int i = 0; i < rc; i++)
-		for_each_passed_fd(&msgs[i].msg_hdr, fd_table_mark_shared);
+		note_sent(&msgs[i].msg_hdr);
 	return rc;
 }
 

@@ -11,6 +11,7 @@
 #include "stats.h"
 #include "tcp_probe.h"
 #include "vm_sharing.h"
+#include "wine_profile.h"
 #include "trace.h"
 
 #include <fcntl.h>
@@ -59,6 +60,12 @@ __attribute__((constructor)) static void libwspclose_init(void)
 	if (!libc_binding_is_first_copy())
 		return;
 	config_load(&wspclose_settings, environment, STDERR_FILENO);
+	/* A Windows program's own processes under Wine only borrow copies of
+	 * wineserver's sockets: the library stays inert there (§3.1). */
+	if (wine_profile_detect(wspclose_settings.wine) == ROLE_WINE_CLIENT) {
+		wspclose_settings = (struct wspclose_config){ .wine = wspclose_settings.wine };
+		return; /* nor an exit report */
+	}
 	fd_table_init();
 	learn_existing_descriptors();
 	trace_open(&wspclose_settings);

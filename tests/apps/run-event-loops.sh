@@ -19,36 +19,16 @@ set -u
 set -o pipefail
 
 me='run-event-loops'
-library=
-build=
-while [ "$#" -gt 0 ]; do
-	case $1 in
-	--library) library=$2; shift 2 ;;
-	--build) build=$2; shift 2 ;;
-	*) echo "$me: unknown argument: $1" >&2; exit 2 ;;
-	esac
-done
-if [ -z "$library" ] || [ -z "$build" ] || [ ! -r "$library" ]; then
-	echo "usage: $me --library PATH/libwspclose.so --build BUILDDIR (build the library first)" >&2
-	exit 2
-fi
 here=$(cd "$(dirname "$0")" && pwd)
-wspclose=$build/scripts/wspclose
 runs=30
 requests=500
 
-. "$here/../harness.sh" # log, pass_if, forget_pid
+. "$here/../harness.sh" # log, pass_if, forget_pid, argument and package helpers
+library_and_build_arguments "$@"
+wspclose=$build/scripts/wspclose
 
-missing=()
-dpkg-query -W -f='${db:Status-Status}' libuv1-dev 2>/dev/null | grep -qx installed || missing+=(libuv1-dev)
-command -v pkg-config >/dev/null || missing+=(pkg-config)
-command -v node >/dev/null || missing+=(nodejs)
-if [ "${#missing[@]}" -gt 0 ]; then
-	log "installing missing packages: ${missing[*]}"
-	export DEBIAN_FRONTEND=noninteractive
-	apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null ||
-		{ log "apt-get install ${missing[*]} failed"; exit 1; }
-fi
+install_missing_packages libuv1-dev pkg-config
+command -v node >/dev/null || install_missing_packages nodejs
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/check-event-loops.XXXXXX") || exit 1
 pids=()

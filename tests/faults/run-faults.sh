@@ -28,19 +28,8 @@ set -u
 set -o pipefail
 
 me='run-faults'
-library=
-build=
-while [ "$#" -gt 0 ]; do
-	case $1 in
-	--library) library=$2; shift 2 ;;
-	--build) build=$2; shift 2 ;;
-	*) echo "$me: unknown argument: $1" >&2; exit 2 ;;
-	esac
-done
-if [ -z "$library" ] || [ -z "$build" ]; then
-	echo "usage: $me --library PATH/libwspclose.so --build BUILDDIR" >&2
-	exit 2
-fi
+. "$(dirname "$0")/../harness.sh" # log, pass_if, forget_pid, library_and_build_arguments
+library_and_build_arguments "$@"
 case $library in /*) ;; *) library=$PWD/$library ;; esac
 closer=$build/tests/faults/fault_closer
 peer=$build/tests/faults/fault_peer
@@ -73,7 +62,6 @@ ip_b=192.0.2.2
 ns_made=()
 declare -a pids=()
 
-. "$(dirname "$0")/../harness.sh" # log, pass_if, forget_pid
 
 stop_all() {
 	local p

@@ -1,5 +1,6 @@
 /* test_close_decision.c: owns the pure close rule (src/close_decision.c):
- * every row of §1 and §2, their precedence, implicit closes, names. */
+ * every row of §1 and §2, their precedence, implicit closes, wineserver's
+ * closes (§3.1), names. */
 #include <check.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -414,6 +415,38 @@ START_TEST(test_exhaustive_implicit_never_fails_or_blocks)
 }
 END_TEST
 
+/* Inside wineserver (§3.1) no close fails or blocks, explicit ones
+ * included; a lingering one is handed off with its deadline, and the rows
+ * are otherwise the same as anywhere. */
+static void check_wineserver_never_fails_or_blocks(const struct close_facts *given)
+{
+	char d[256];
+	struct close_facts f = *given;
+	struct close_plan anywhere = close_decide(&f);
+	f.never_block = true;
+	struct close_plan p = close_decide(&f);
+	describe(d, sizeof d, &f);
+	ck_assert_msg(p.action != ACTION_FAIL_WOULDBLOCK && p.action != ACTION_LINGER_WAIT,
+		      "wineserver close fails or blocks: %s", d);
+	bool lingering = anywhere.action == ACTION_FAIL_WOULDBLOCK ||
+			 anywhere.action == ACTION_LINGER_WAIT;
+	if (!lingering) {
+		ck_assert_msg(p.row == anywhere.row && p.action == anywhere.action,
+			      "wineserver changed a row that cannot block: %s", d);
+		return;
+	}
+	ck_assert_msg(p.action == ACTION_HAND_OFF_LINGER, "lingering wineserver close not handed off "
+		      "with its deadline: %s", d);
+	ck_assert_msg(p.row == (f.nonblocking ? ROW_W1 : ROW_L), "wineserver row %s: %s",
+		      close_row_name(p.row), d);
+}
+
+START_TEST(test_exhaustive_wineserver_never_fails_or_blocks)
+{
+	for_all_facts(check_wineserver_never_fails_or_blocks);
+}
+END_TEST
+
 static void check_against_oracle(const struct close_facts *f)
 {
 	char d[256];
@@ -587,6 +620,7 @@ static Suite *close_decision_suite(void)
 
 	TCase *all = tcase_create("exhaustive");
 	tcase_add_test(all, test_exhaustive_implicit_never_fails_or_blocks);
+	tcase_add_test(all, test_exhaustive_wineserver_never_fails_or_blocks);
 	tcase_add_test(all, test_exhaustive_matches_spec);
 	tcase_add_test(all, test_exhaustive_row_action_consistent);
 	tcase_add_test(all, test_exhaustive_drain_facts);

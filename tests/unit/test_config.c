@@ -155,6 +155,7 @@ static void assert_defaults(const struct load_result *r)
 	ck_assert_int_eq(r->cfg.max_held, 4096);
 	ck_assert(!r->cfg.passthrough);
 	ck_assert(!r->cfg.stats);
+	ck_assert_int_eq(r->cfg.wine, WINE_AUTO);
 }
 
 /* ---------------------------------------------------------------- defaults */
@@ -332,6 +333,22 @@ START_TEST(test_passthrough_0)
 }
 END_TEST
 
+START_TEST(test_wine_values)
+{
+	static const struct { const char *value; enum wine_setting setting; } values[] = {
+		{ "auto", WINE_AUTO }, { "on", WINE_ON }, { "off", WINE_OFF },
+	};
+	for (size_t i = 0; i < sizeof values / sizeof values[0]; i++) {
+		struct load_result r;
+		env_clear();
+		env_set("WSPCLOSE_WINE", values[i].value);
+		load(&r);
+		assert_no_warning(&r);
+		ck_assert_int_eq(r.cfg.wine, values[i].setting);
+	}
+}
+END_TEST
+
 START_TEST(test_stats_1)
 {
 	struct load_result r;
@@ -407,6 +424,9 @@ static const struct invalid_case invalid_cases[] = {
 	{ "WSPCLOSE_STATS", "2" },
 	{ "WSPCLOSE_STATS", "" },
 	{ "WSPCLOSE_STATS", "abc" },
+	{ "WSPCLOSE_WINE", "1" },
+	{ "WSPCLOSE_WINE", "wineserver" },
+	{ "WSPCLOSE_WINE", "" },
 	/* Still one line when the value itself holds a line break. */
 	{ "WSPCLOSE_GRACE_MS", "12\n34" },
 	{ "WSPCLOSE_TRACE_FORMAT", "json\nxml" },
@@ -545,6 +565,7 @@ static Suite *config_suite(void)
 	tcase_add_test(valid, test_passthrough_1);
 	tcase_add_test(valid, test_passthrough_0);
 	tcase_add_test(valid, test_stats_1);
+	tcase_add_test(valid, test_wine_values);
 	tcase_add_test(valid, test_stats_0);
 	tcase_add_test(valid, test_all_valid_together);
 	suite_add_tcase(s, valid);
