@@ -115,6 +115,17 @@ for mode in plain profile; do
 	pids+=($!)
 	for _ in $(seq 100); do [ -n "$(server_pid)" ] && break; sleep 0.05; done
 	wine "$work/wstest.exe" >/dev/null 2>&1 # warm: the prefix's services are up
+	if [ "$mode" = plain ]; then
+		# A wineserver without the library serves the prefix: refused.
+		"$wspclose" --wine -- wine "$work/wstest.exe" >/dev/null 2>"$work/refused.err"
+		refused=$?
+		if [ "$refused" -ne 125 ] || ! grep -q 'without libwspclose' "$work/refused.err"; then
+			refusal_ok=0
+			log "FAIL: wspclose --wine beside a plain wineserver: status $refused, $(cat "$work/refused.err")"
+		else
+			refusal_ok=1
+		fi
+	fi
 	for which in "${cases[@]}"; do
 		run_case "$mode" "$which"
 		wstest_out[$mode.$which]=$result_wstest
@@ -126,6 +137,12 @@ wineserver -k 2>/dev/null
 
 passed=0
 failed=0
+if [ "$refusal_ok" -eq 1 ]; then
+	passed=$((passed + 1))
+	log "wspclose --wine refuses a prefix served without the library: $(cat "$work/refused.err")"
+else
+	failed=$((failed + 1))
+fi
 # expect CASE WINDOWS-TEXT PLAIN-CONDITION PROFILE-CONDITION: one table row.
 row() {
 	local which=$1 windows=$2 plain_ok=$3 profile_ok=$4
