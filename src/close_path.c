@@ -272,9 +272,11 @@ static __attribute__((noinline)) struct close_outcome close_one(int fd, enum clo
 
 int close_path_close(int fd, enum close_origin origin)
 {
-	if (unknown_to_the_library(fd) || vm_sharing_in_child())
-		return libc_close(fd); /* before a close_request is even set up */
 	bool cancellation_point = origin == CLOSE_EXPLICIT;
+	/* Before a close_request is even set up. closefrom()'s one-by-one
+	 * closes are no cancellation point, as glibc's are not. */
+	if (unknown_to_the_library(fd) || vm_sharing_in_child())
+		return cancellation_point ? libc_close(fd) : (int)raw_syscall(SYS_close, fd);
 	/* close() is a cancellation point: it acts here, before anything is
 	 * claimed, and nowhere while a claim is held (§6). */
 	if (cancellation_point)
