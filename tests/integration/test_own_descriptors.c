@@ -1,6 +1,7 @@
 /* test_own_descriptors.c: §1 last row: the library's own descriptors
  * (held copies, the reaper's epoll and eventfd) are not the application's. */
 #include <check.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -227,6 +228,44 @@ struct daemon_arg {
 	uint64_t *sent;    /* shared with the parent */
 };
 
+/* "tid:state:wchan" for each thread of this process, for a failure message
+ * (an ESTABLISHED held copy means the reaper never adopted it). */
+static void describe_threads(char *out, size_t len)
+{
+	size_t used = 0;
+	out[0] = '\0';
+	DIR *dir = opendir("/proc/self/task");
+	if (dir == NULL)
+		return;
+	struct dirent *de;
+	while ((de = readdir(dir)) != NULL && used + 64 < len) {
+		if (de->d_name[0] == '.')
+			continue;
+		char path[300], state[32] = "?", wchan[48] = "?";
+		snprintf(path, sizeof path, "/proc/self/task/%s/stat", de->d_name);
+		FILE *f = fopen(path, "re");
+		if (f != NULL) {
+			char line[512];
+			if (fgets(line, sizeof line, f) != NULL) {
+				char *close_paren = strrchr(line, ')');
+				if (close_paren != NULL && close_paren[1] == ' ')
+					snprintf(state, sizeof state, "%c", close_paren[2]);
+			}
+			fclose(f);
+		}
+		snprintf(path, sizeof path, "/proc/self/task/%s/wchan", de->d_name);
+		f = fopen(path, "re");
+		if (f != NULL) {
+			if (fgets(wchan, sizeof wchan, f) == NULL)
+				snprintf(wchan, sizeof wchan, "?");
+			fclose(f);
+		}
+		used += (size_t)snprintf(out + used, len - used, "%s%s:%s:%s", used ? " " : "",
+					 de->d_name, state, wchan);
+	}
+	closedir(dir);
+}
+
 static void child_daemonizes(void *p)
 {
 	struct daemon_arg *a = p;
@@ -296,8 +335,11 @@ static void child_daemonizes(void *p)
 	SH_REQUIRE(sh_child_await_parent(CHILD_MS), "the parent never drained");
 	if (!lb_wait_socket_gone(inode, SH_HELD_MIN_FD, 2000)) {
 		int copy = lb_find_socket_fd(inode, SH_HELD_MIN_FD);
+		char threads[512];
+		describe_threads(threads, sizeof threads);
 		sh_fail("the held copy (fd %d) was not released within 2 s after the peer read everything: "
-			"its TCP state %d, %d bytes unacknowledged", copy, lb_tcp_state(copy), lb_outq(copy));
+			"its TCP state %d, %d bytes unacknowledged; threads: %s", copy, lb_tcp_state(copy),
+			lb_outq(copy), threads);
 	}
 	SH_REQUIRE(sh_check_rows(why, sizeof(why)), "after closing every descriptor: %s", why);
 
