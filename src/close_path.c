@@ -344,6 +344,6 @@ int close_path_fclose_socket(int placeholder, int fd)
 bool close_path_is_tcp_socket(int fd)
 {
 	struct fd_entry *e = files_unshared ? NULL : fd_table_entry(fd);
-	return e != NULL && fd_kind(atomic_load(&e->state)) == FD_KIND_TCP &&
-	       !(atomic_load(&e->state) & FD_LIBRARY_OWNED);
+	uint32_t state = e != NULL ? atomic_load(&e->state) : 0;
+	return fd_kind(state) == FD_KIND_TCP && !(state & FD_LIBRARY_OWNED);
 }
