@@ -64,15 +64,22 @@ static void close_own_descriptor(_Atomic int *fd)
 	raw_close(old);
 }
 
+/* Edge-triggered: every write to the eventfd is one event and nothing is
+ * ever read from it (its count, far from its 2^64 limit, goes with the
+ * channel), so a wake-up costs the closer's write and no read. */
+static long watch_wake_fd(int ep, int wake)
+{
+	struct epoll_event ev = { .events = EPOLLET | EPOLLIN, .data.u64 = HANDOFF_WAKE_TOKEN };
+	return raw_syscall(SYS_epoll_ctl, ep, EPOLL_CTL_ADD, wake, &ev);
+}
+
 static bool create_channel_descriptors(void)
 {
 	int ep = own_descriptor((int)raw_syscall(SYS_epoll_create1, EPOLL_CLOEXEC));
 	int wake = own_descriptor((int)raw_syscall(SYS_eventfd2, 0, EFD_CLOEXEC | EFD_NONBLOCK));
 	atomic_store(&handoff.epoll_fd, ep);
 	atomic_store(&handoff.wake_fd, wake);
-	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = HANDOFF_WAKE_TOKEN };
-	if (ep >= 0 && wake >= 0 &&
-	    raw_syscall(SYS_epoll_ctl, ep, EPOLL_CTL_ADD, wake, &ev) == 0)
+	if (ep >= 0 && wake >= 0 && watch_wake_fd(ep, wake) == 0)
 		return true;
 	close_own_descriptor(&handoff.epoll_fd);
 	close_own_descriptor(&handoff.wake_fd);
@@ -243,13 +250,6 @@ void handoff_end_wait(void)
 	atomic_store(&handoff.idle, 0);
 }
 
-void handoff_consume_wakeup(void)
-{
-	uint64_t count;
-	raw_syscall(SYS_read, atomic_load(&handoff.wake_fd), &count, sizeof count);
-	interleaving_point();
-}
-
 int handoff_take_all(void)
 {
 	return atomic_exchange(&handoff.head, -1);
@@ -280,8 +280,7 @@ bool handoff_move_channel_descriptor(int fd)
 	fd_table_set_library_owned(moved);
 	if (is_wake_fd) {
 		int ep = atomic_load(&handoff.epoll_fd);
-		struct epoll_event ev = { .events = EPOLLIN, .data.u64 = HANDOFF_WAKE_TOKEN };
-		raw_syscall(SYS_epoll_ctl, ep, EPOLL_CTL_ADD, moved, &ev);
+		watch_wake_fd(ep, moved);
 		raw_syscall(SYS_epoll_ctl, ep, EPOLL_CTL_DEL, fd, NULL);
 	}
 	atomic_store(which, moved);

@@ -39,7 +39,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-/* The token of the eventfd's registration in the epoll set. */
+/* The token of the eventfd's registration in the epoll set (edge-triggered:
+ * its events need nothing done but looking at the stack). */
 #define HANDOFF_WAKE_TOKEN UINT64_MAX
 
 /* ---- closer side */
@@ -73,8 +74,6 @@ int handoff_wake_fd(void);
  * (`timeout_ms`, or 0 when copies wait on the stack). */
 int handoff_begin_wait(int timeout_ms);
 void handoff_end_wait(void);
-/* The wake token fired: consumes the eventfd's count. */
-void handoff_consume_wakeup(void);
 /* Takes the whole stack: the newest copy's fd, or -1; the next ones follow
  * fd_entry.next_handoff. */
 int handoff_take_all(void);

@@ -77,13 +77,11 @@ static void serve_events(void)
 			     timeout, NULL, 0);
 	handoff_end_wait();
 	for (int i = 0; i < n; i++) {
-		if (events[i].data.u64 == HANDOFF_WAKE_TOKEN)
-			handoff_consume_wakeup();
-		else
+		if (events[i].data.u64 != HANDOFF_WAKE_TOKEN)
 			held_copies_on_event(events[i].data.u64);
 	}
-	/* Consumed wake-ups first: a hand-off that finds the stack empty from
-	 * here on sends a wake-up those reads did not take (handoff.h, I3). */
+	/* After epoll_pwait() returned: a hand-off that finds the stack empty
+	 * from here on sends a wake-up it has not reported yet (handoff.h, I3). */
 	held_copies_adopt_handed_off();
 	serve_vacate_request();
 	held_copies_expire(monotonic_ns());
