@@ -47,7 +47,15 @@ static int linger_seconds(int kernel_value)
 	return kernel_value;
 }
 
-/* Probes in order of cost: SO_LINGER; one TCP_INFO, except for a connected
+/* The table knows the linger of a socket made here and never given a
+ * SO_LINGER (FD_LINGER_DEFAULT), unless io_uring, which can set options
+ * the library does not see, is in use. */
+static bool linger_known_default(uint32_t state)
+{
+	return fd_linger_is_default(state) && !epoll_sets_io_uring_seen();
+}
+
+/* Probes in order of cost: SO_LINGER unless the table knows it; one TCP_INFO, except for a connected
  * socket (accepted, or connect() returned 0) with linger off: it has
  * something to tear down unless it was reset, which the reaper sees at
  * once, and G1 and G2 act alike there;
@@ -55,9 +63,13 @@ static int linger_seconds(int kernel_value)
  * what a trace line shows beyond them is read afterwards. */
 int close_gather_facts(struct close_request *r)
 {
-	int rc = probe_linger(r->fd, &r->linger);
-	if (rc < 0)
-		return rc;
+	if (linger_known_default(r->state)) {
+		r->linger = (struct linger){ 0, 0 };
+	} else {
+		int rc = probe_linger(r->fd, &r->linger);
+		if (rc < 0)
+			return rc;
+	}
 	struct close_facts *f = &r->facts;
 	f->linger_on = r->linger.l_onoff != 0;
 	f->linger_seconds = f->linger_on ? linger_seconds(r->linger.l_linger) : r->linger.l_linger;

@@ -33,8 +33,11 @@ static void note_new_socket(int fd, uint32_t kind, uint64_t id)
 
 void entry_note_socket(int fd, int domain, int type, int protocol)
 {
+	uint32_t kind = kind_of(domain, type, protocol);
+	if (kind == FD_KIND_TCP)
+		kind |= FD_LINGER_DEFAULT; /* a new socket does not linger */
 	if (fd >= 0)
-		note_new_socket(fd, kind_of(domain, type, protocol), fd_table_new_socket_id());
+		note_new_socket(fd, kind, fd_table_new_socket_id());
 }
 
 void entry_note_socketpair(const int fds[2], int domain, int type, int protocol)
@@ -44,14 +47,16 @@ void entry_note_socketpair(const int fds[2], int domain, int type, int protocol)
 	note_new_socket(fds[1], kind, fd_table_new_socket_id());
 }
 
-/* An accepted socket has its listener's kind; a listener we never saw
- * created (inherited, raw system call) is asked once. */
+/* An accepted socket has its listener's kind, and its linger (the kernel
+ * copies it); a listener we never saw created (inherited, raw system call)
+ * is asked once. */
 void entry_note_accepted(int listener, int fd)
 {
 	if (fd < 0)
 		return;
 	struct fd_entry *e = fd_table_entry(listener);
-	uint32_t kind = e ? fd_kind(atomic_load(&e->state)) : FD_KIND_NONE;
+	uint32_t state = e ? atomic_load(&e->state) : 0;
+	uint32_t kind = fd_kind(state);
 	if (kind == FD_KIND_NONE) {
 		int saved = errno;
 		uint64_t inode;
@@ -59,7 +64,7 @@ void entry_note_accepted(int listener, int fd)
 		errno = saved;
 	}
 	if (kind == FD_KIND_TCP)
-		kind |= FD_CONNECTED;
+		kind |= FD_CONNECTED | (fd_linger_is_default(state) ? FD_LINGER_DEFAULT : 0);
 	if (kind != FD_KIND_NONE)
 		note_new_socket(fd, kind, fd_table_new_socket_id());
 }

@@ -1,6 +1,7 @@
 /* entry_sockopt.c: the interposed setsockopt()/getsockopt(): Linux behaviour
  * for every option, plus Winsock's SO_DONTLINGER emulated on SO_LINGER
  * (§5), with the kernel's own errors. */
+#include "fd_table.h"
 #include "libc_binding.h"
 #include "raw_syscall.h"
 #include "tcp_probe.h"
@@ -100,6 +101,8 @@ WSPCLOSE_EXPORT int setsockopt(int fd, int level, int name, const void *value, s
 {
 	bool traced = trace_enabled() && (is_linger(level, name) || is_dontlinger(level, name)) &&
 		      !vm_sharing_in_child();
+	if ((is_linger(level, name) || is_dontlinger(level, name)) && !vm_sharing_in_child())
+		fd_table_note_linger_set(fd);
 	int saved = errno;
 	struct linger before = { 0, 0 };
 	if (traced)

@@ -42,6 +42,12 @@ enum fd_state_bits {
 	/* A connect(AF_UNSPEC) dissolved its connection: it may be anything
 	 * now (even a listener), FD_CONNECTED no longer says so. */
 	FD_DISCONNECTED = 1u << 14,
+	/* SO_LINGER is the kernel's default {0,0}: a TCP socket made here by
+	 * socket(), or accepted from such a listener, with no SO_LINGER set
+	 * on it since. Not copied to a dup; trusted only while the socket has
+	 * no dup and never crossed a process boundary, so close() then needs
+	 * no getsockopt() to know it. */
+	FD_LINGER_DEFAULT = 1u << 15,
 };
 
 /* How many epoll sets a socket is remembered in before FD_EPOLL_MANY. */
@@ -106,6 +112,13 @@ void fd_table_forget(int fd);
 /* `target` now refers to what `source` refers to (dup, dup2, F_DUPFD). */
 void fd_table_note_duplicate(int source, int target);
 void fd_table_note_write_shut(int fd);
+/* setsockopt(SO_LINGER or SO_DONTLINGER) on fd: FD_LINGER_DEFAULT is gone. */
+void fd_table_note_linger_set(int fd);
+/* What FD_LINGER_DEFAULT says, where it can be trusted (see there). */
+static inline bool fd_linger_is_default(uint32_t state)
+{
+	return (state & (FD_LINGER_DEFAULT | FD_HAS_DUPS | FD_SHARED)) == FD_LINGER_DEFAULT;
+}
 /* connect() returned 0 on a TCP socket: it is connected, or, for
  * connect(AF_UNSPEC), its connection was dissolved. */
 void fd_table_note_connect(int fd, bool dissolved);

@@ -3,7 +3,8 @@
 # the library's own descriptors, fork/exec, signals and threads, and the stress run;
 # of issue 9: vfork/fork children, closes that end in the caller with the
 # kernel's result, cancellation and signal-handler closes; and of issue 10:
-# syscall(), fclose() and io_uring epoll registrations.
+# syscall(), fclose() and io_uring epoll registrations; of issue 12: the
+# linger the table knows.
 
 sharing_sources = tests/integration/sharing_helpers.c tests/integration/sharing_helpers.h \
 	$(loopback_sources)
@@ -19,6 +20,7 @@ robustness_tests = \
 	tests/integration/test_caller_close \
 	tests/integration/test_cancel_signals \
 	tests/integration/test_every_close \
+	tests/integration/test_linger_known \
 	tests/faults/test_injected_failures \
 	tests/faults/test_two_copies \
 	tests/stress/wspclose-stress
@@ -55,6 +57,9 @@ tests_integration_test_caller_close_LDADD = $(test_libs)
 tests_integration_test_cancel_signals_SOURCES = tests/integration/test_cancel_signals.c $(sharing_sources)
 tests_integration_test_cancel_signals_CFLAGS = $(test_cflags)
 tests_integration_test_cancel_signals_LDADD = $(test_libs)
+tests_integration_test_linger_known_SOURCES = tests/integration/test_linger_known.c $(loopback_sources)
+tests_integration_test_linger_known_CFLAGS = $(test_cflags)
+tests_integration_test_linger_known_LDADD = $(test_libs)
 tests_integration_test_every_close_SOURCES = tests/integration/test_every_close.c src/raw_syscall.c \
 	$(sharing_sources)
 tests_integration_test_every_close_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/src
