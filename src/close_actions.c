@@ -139,6 +139,7 @@ static void fill_held_entry(int copy_fd, struct fd_entry *held, const struct clo
 	held->held.adopted = false;
 	held->held.heap_index = DEADLINE_HEAP_NOWHERE;
 	held->held.data_segs_in = r->data_segs_in;
+	held->held.data_segs_known = r->tcp_state >= 0;
 	/* The reaper sets it (the inode) when it traces the adoption. */
 	atomic_store(&held->socket_id, 0);
 	fd_table_publish_held(copy_fd, FD_KIND_TCP | FD_LIBRARY_OWNED | FD_HELD);

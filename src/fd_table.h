@@ -64,11 +64,12 @@ struct held_info {
 	int64_t deadline_ns;
 	_Atomic uint32_t generation; /* tells a stale epoll event from a live one */
 	uint32_t heap_index;   /* position in the reaper's deadline heap */
-	uint32_t data_segs_in; /* TCP_INFO at shutdown: later data means data-after-close */
+	uint32_t data_segs_in; /* TCP_INFO at close: later data means data-after-close */
 	uint8_t row;           /* enum close_row that handed it off */
 	uint8_t deadline_kind; /* enum held_deadline */
-	bool linger_on;        /* SO_LINGER must be cleared before the real close */
-	bool adopted;          /* the reaper has taken it off the hand-off stack */
+	bool linger_on : 1;    /* SO_LINGER must be cleared before the real close */
+	bool adopted : 1;      /* the reaper has taken it off the hand-off stack */
+	bool data_segs_known : 1; /* data_segs_in was read (by the closer) */
 };
 
 struct fd_entry {

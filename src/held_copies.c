@@ -102,6 +102,13 @@ static void release(int fd, enum held_outcome outcome)
 	release_in_state(fd, outcome, trace_enabled() ? probe_tcp_state(fd) : -1);
 }
 
+/* How a teardown ended is only seen in a trace line or the statistics:
+ * without either, the probes that tell the outcomes apart are not made. */
+static bool outcomes_observed(void)
+{
+	return trace_enabled() || stats_report_wanted();
+}
+
 /* Releases fd when its teardown is over; otherwise it keeps waiting. */
 static void check_teardown(int fd)
 {
@@ -110,8 +117,12 @@ static void check_teardown(int fd)
 	if (rc >= 0 && tcp_state_is_draining(now.state))
 		return;
 	enum held_outcome outcome = OUTCOME_FIN_ACKED;
+	bool closed = rc >= 0 && now.state == TCP_STATE_CLOSE;
+	if (closed && now.segs_out == 0)
+		outcome = OUTCOME_NOT_CONNECTED; /* a listener, or never connected */
 	/* CLOSE is both "both FINs done" and "reset": SO_ERROR tells them apart. */
-	int error = rc >= 0 && now.state == TCP_STATE_CLOSE ? probe_socket_error(fd) : 0;
+	int error = closed && outcome == OUTCOME_FIN_ACKED && outcomes_observed()
+		    ? probe_socket_error(fd) : 0;
 	if (error == ECONNRESET || error == EPIPE) {
 		/* Data segments after our shutdown: the kernel answered them with
 		 * RST. Otherwise the peer reset on its own. */
@@ -151,28 +162,28 @@ static void adopt(int fd)
 		release(fd, OUTCOME_UNREAD_DATA);
 		return;
 	}
+	/* Data segments counted from here tell data-after-close from a peer's
+	 * reset; the closer counted them if it read TCP_INFO (a socket it did
+	 * not know to be connected), else they are counted here when the
+	 * outcome is observed at all. */
 	struct tcp_snapshot before;
-	if (probe_tcp_snapshot(fd, &before) < 0)
-		before = (struct tcp_snapshot){ .state = TCP_STATE_CLOSE };
-	/* A listener (the shutdown makes its blocked accept() calls fail and
-	 * refuses new connections) or a socket that never connected: nothing
-	 * to tear down. */
-	if (before.state == TCP_STATE_LISTEN ||
-	    (before.state == TCP_STATE_CLOSE && before.segs_out == 0)) {
-		raw_shutdown(fd, SHUT_RDWR);
-		release(fd, OUTCOME_NOT_CONNECTED);
-		return;
-	}
-	/* A connection already over (both FINs, or a reset): its outcome. */
-	e->held.data_segs_in = before.data_segs_in;
-	if (before.state == TCP_STATE_CLOSE) {
+	if (!e->held.data_segs_known && outcomes_observed() &&
+	    probe_tcp_snapshot(fd, &before) == 0)
+		e->held.data_segs_in = before.data_segs_in;
+	/* FIN after the queued data; wakes threads still blocked on it. A
+	 * connection already over (both FINs, or a reset) answers ENOTCONN:
+	 * its outcome now. A listener stops listening here and is released at
+	 * its first event. */
+	int rc = raw_shutdown(fd, SHUT_RDWR);
+	if (rc == -ENOTCONN) {
 		check_teardown(fd);
 		return;
 	}
-	/* FIN after the queued data; wakes threads still blocked on it. */
-	raw_shutdown(fd, SHUT_RDWR);
-	if (!watch(fd, e) || !deadline_heap_push(&held.deadlines, fd, e->held.deadline_ns)) {
-		release(fd, OUTCOME_NO_ROOM); /* cannot watch it: the kernel finishes it */
+	if (rc < 0 || !watch(fd, e) ||
+	    !deadline_heap_push(&held.deadlines, fd, e->held.deadline_ns)) {
+		/* Not a socket any more, or cannot be watched: the kernel
+		 * finishes it. */
+		release(fd, rc < 0 ? OUTCOME_NOT_CONNECTED : OUTCOME_NO_ROOM);
 		return;
 	}
 	e->held.adopted = true;

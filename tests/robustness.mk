@@ -4,7 +4,7 @@
 # of issue 9: vfork/fork children, closes that end in the caller with the
 # kernel's result, cancellation and signal-handler closes; and of issue 10:
 # syscall(), fclose() and io_uring epoll registrations; of issue 12: the
-# linger the table knows.
+# linger the table knows, release outcomes without the probes.
 
 sharing_sources = tests/integration/sharing_helpers.c tests/integration/sharing_helpers.h \
 	$(loopback_sources)
@@ -21,6 +21,7 @@ robustness_tests = \
 	tests/integration/test_cancel_signals \
 	tests/integration/test_every_close \
 	tests/integration/test_linger_known \
+	tests/integration/test_release_outcomes \
 	tests/faults/test_injected_failures \
 	tests/faults/test_two_copies \
 	tests/stress/wspclose-stress
@@ -60,6 +61,9 @@ tests_integration_test_cancel_signals_LDADD = $(test_libs)
 tests_integration_test_linger_known_SOURCES = tests/integration/test_linger_known.c $(loopback_sources)
 tests_integration_test_linger_known_CFLAGS = $(test_cflags)
 tests_integration_test_linger_known_LDADD = $(test_libs)
+tests_integration_test_release_outcomes_SOURCES = tests/integration/test_release_outcomes.c $(loopback_sources)
+tests_integration_test_release_outcomes_CFLAGS = $(test_cflags)
+tests_integration_test_release_outcomes_LDADD = $(test_libs)
 tests_integration_test_every_close_SOURCES = tests/integration/test_every_close.c src/raw_syscall.c \
 	$(sharing_sources)
 tests_integration_test_every_close_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/src
