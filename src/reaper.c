@@ -35,12 +35,17 @@
 #include <time.h>
 #include <unistd.h>
 
+/* STARTING until the thread itself reports in from reaper_main(): a copy is
+ * handed off only to a thread that exists (see reaper_start_once()). */
 enum reaper_status { REAPER_STOPPED, REAPER_STARTING, REAPER_RUNNING, REAPER_FAILED };
 
 #define EVENTS_PER_WAIT 64
 
+/* How long the first TCP socket() waits for the new thread to report in. */
+#define START_WAIT_MS 1000
+
 static struct {
-	_Atomic int status;
+	_Atomic int32_t status;         /* enum reaper_status; also a futex word */
 	_Atomic int32_t vacate_fd;      /* a number the application wants, or -1 */
 } reaper = { .vacate_fd = -1 };
 
@@ -91,6 +96,11 @@ static void *reaper_main(void *unused)
 {
 	(void)unused;
 	trace_collect_this_thread();
+	/* Past the thread's start-up (a sanitizer's included, which may take
+	 * locks): from now on closers may hand copies to us. */
+	int32_t starting = REAPER_STARTING;
+	atomic_compare_exchange_strong(&reaper.status, &starting, REAPER_RUNNING);
+	futex_wake_all(&reaper.status);
 	for (;;) {
 		/* Never sleep on lines still to write. */
 		handoff_wait_for_channel(held_copies_flush_trace);
@@ -139,19 +149,46 @@ static bool start_thread(void)
 	return rc == 0;
 }
 
+/* Waits (at most START_WAIT_MS) until the new thread has reported in. */
+static void await_thread_start(void)
+{
+	int64_t until = monotonic_ns() + START_WAIT_MS * NS_PER_MS;
+	for (;;) {
+		if (atomic_load(&reaper.status) != REAPER_STARTING)
+			return;
+		int64_t left = until - monotonic_ns();
+		if (left <= 0)
+			return;
+		struct timespec ts = { left / NS_PER_SEC, left % NS_PER_SEC };
+		raw_syscall(SYS_futex, (int32_t *)&reaper.status, FUTEX_WAIT_PRIVATE,
+			    REAPER_STARTING, &ts, NULL, 0);
+	}
+}
+
 void reaper_start_once(void)
 {
 	/* No table (an inert second copy, or no memory for it): nothing can be
 	 * held, so no thread either. */
 	if (fd_table_capacity() == 0)
 		return;
-	int expected = REAPER_STOPPED;
+	int32_t expected = REAPER_STOPPED;
 	if (atomic_load(&reaper.status) != REAPER_STOPPED ||
 	    !atomic_compare_exchange_strong(&reaper.status, &expected, REAPER_STARTING))
 		return;
 	int saved = errno;
 	/* Degrade for good on failure: every close is then the kernel's own. */
-	atomic_store(&reaper.status, start_thread() ? REAPER_RUNNING : REAPER_FAILED);
+	if (!start_thread()) {
+		atomic_store(&reaper.status, REAPER_FAILED);
+		errno = saved;
+		return;
+	}
+	/* The thread counts as running only once it runs: until then every
+	 * close degrades instead of handing a copy to a thread that may never
+	 * get there. A thread's start-up can block for good in a fork() child,
+	 * on a lock (a sanitizer allocator's, say) that another thread of the
+	 * parent held at the fork. Waiting here also keeps a fork() right after
+	 * this socket() from catching our own thread inside such a lock. */
+	await_thread_start();
 	errno = saved;
 }
 

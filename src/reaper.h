@@ -5,9 +5,10 @@
 
 #include <stdbool.h>
 
-/* Starts the thread if it is not running yet. Not async-signal-safe (it
- * creates a thread): called where a TCP socket is created or accepted, so
- * that close() itself never has to. */
+/* Starts the thread if it is not running yet, and waits (at most 1 s) until
+ * it runs: closes hand copies off only once it does (they degrade before).
+ * Not async-signal-safe (it creates a thread): called where a TCP socket is
+ * created or accepted, so that close() itself never has to. */
 void reaper_start_once(void);
 
 /* close() path, async-signal-safe: */
