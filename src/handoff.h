@@ -1,6 +1,7 @@
 /* handoff.h: the hand-off protocol between closing threads and the reaper
  * thread (§3): how a held copy reaches the reaper, and the channel (an
- * epoll set and an eventfd) that exists only while something is held.
+ * epoll set and an eventfd) that exists only while something is held, and
+ * for a moment after (reaper.c decides when to close it, §6).
  *
  * Shared state (sequentially consistent atomics):
  *   channel   NONE -> CREATING (one closer) -> READY -> CLOSING (the reaper)

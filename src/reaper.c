@@ -66,7 +66,15 @@ static void serve_vacate_request(void)
 
 /* ---------------------------------------------------------------- the thread */
 
-static void serve_events(void)
+/* How long the channel stays open after the last held copy is released
+ * (§6 allows up to one second): connection churn then reuses it instead of
+ * making and closing an epoll set and an eventfd per connection, and an
+ * idle process closes it with one timed wake-up. */
+#define CHANNEL_LINGER_NS (900 * NS_PER_MS)
+
+/* One round of waiting and serving; `wake_by` (CLOCK_MONOTONIC ns, or
+ * INT64_MAX) bounds the wait. */
+static void serve_events(int64_t wake_by)
 {
 	/* A request made while the channel was being created sent no wake-up. */
 	serve_vacate_request();
@@ -77,7 +85,8 @@ static void serve_events(void)
 		flush_due = INT64_MAX;
 	}
 	struct epoll_event events[EVENTS_PER_WAIT];
-	int timeout = handoff_begin_wait(held_copies_timeout_ms(now, flush_due));
+	int timeout = held_copies_timeout_ms(now, flush_due < wake_by ? flush_due : wake_by);
+	timeout = handoff_begin_wait(timeout);
 	int n = (int)raw_syscall(SYS_epoll_pwait, handoff_epoll_fd(), events, EVENTS_PER_WAIT,
 			     timeout, NULL, 0);
 	handoff_end_wait();
@@ -104,11 +113,26 @@ static void *reaper_main(void *unused)
 	for (;;) {
 		/* Never sleep on lines still to write. */
 		handoff_wait_for_channel(held_copies_flush_trace);
-		/* A reservation given back before we got here: nothing to wait
-		 * for. Reopened: a copy may be on the stack without a wake-up. */
-		if (handoff_close_channel_if_idle()) {
-			serve_events();
-			continue;
+		/* Serve while something is held, then linger; a reservation made
+		 * meanwhile starts over. Reopened after being marked closing: a
+		 * copy may be on the stack without a wake-up, so serve again. */
+		int64_t idle_since = 0;
+		for (;;) {
+			if (handoff_held() > 0) {
+				idle_since = 0;
+				serve_events(INT64_MAX);
+				continue;
+			}
+			int64_t now = monotonic_ns();
+			if (idle_since == 0)
+				idle_since = now;
+			if (now - idle_since < CHANNEL_LINGER_NS) {
+				serve_events(idle_since + CHANNEL_LINGER_NS);
+				continue;
+			}
+			if (!handoff_close_channel_if_idle())
+				break;
+			idle_since = 0;
 		}
 		/* A dup2() waiting for one of the channel's numbers: free now. */
 		if (atomic_exchange(&reaper.vacate_fd, -1) != -1)

@@ -247,10 +247,14 @@ static void run_quick_graceful_closes(void)
 	}
 }
 
+/* §6: the channel may outlive the last teardown by one second, and an idle
+ * process closes it with one timed wake-up; after that no thread of the
+ * library wakes up at all. */
 START_TEST(nothing_held_and_no_wakeups_while_idle)
 {
 	char fds[2048];
 	int baseline = lb_count_app_fds();
+	int all_before = lb_count_fds();
 
 	run_quick_graceful_closes();
 	int count = lb_wait_app_fd_count(baseline, RELEASE_MS);
@@ -260,8 +264,15 @@ START_TEST(nothing_held_and_no_wakeups_while_idle)
 		      "idle after all teardowns: %d descriptors open (reaper event fds not counted), %d before: %s",
 		      count, baseline, fds);
 	ck_assert_int_eq(lb_count_socket_fds_from(HELD_MIN_FD), 0);
+	int64_t idle = lb_now_ms();
+	int all = lb_wait_fd_count(all_before, RELEASE_MS);
+	int64_t lingered = lb_now_ms() - idle;
+	lb_describe_fds(fds, sizeof(fds));
+	ck_assert_msg(all <= all_before && lingered <= 1500,
+		      "the reaper's channel was still open %lld ms after the last teardown (%d descriptors, %d before): %s",
+		      (long long)lingered, all, all_before, fds);
 
-	/* The reaper's last step after closing the copy is to go to sleep
+	/* The reaper's last step after closing the channel is to go to sleep
 	 * (one voluntary switch, microseconds later): let it get there, then
 	 * count. */
 	struct timespec settle = { 0, 50 * 1000 * 1000 };
