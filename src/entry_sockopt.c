@@ -99,9 +99,10 @@ static bool is_linger(int level, int name)
 
 WSPCLOSE_EXPORT int setsockopt(int fd, int level, int name, const void *value, socklen_t len)
 {
-	bool traced = trace_enabled() && (is_linger(level, name) || is_dontlinger(level, name)) &&
-		      !vm_sharing_in_child();
-	if ((is_linger(level, name) || is_dontlinger(level, name)) && !vm_sharing_in_child())
+	bool linger_change = (is_linger(level, name) || is_dontlinger(level, name)) &&
+			     !vm_sharing_in_child();
+	bool traced = linger_change && trace_enabled();
+	if (linger_change)
 		fd_table_note_linger_set(fd);
 	int saved = errno;
 	struct linger before = { 0, 0 };

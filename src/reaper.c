@@ -184,8 +184,7 @@ static void await_thread_start(void)
 		if (left <= 0)
 			return;
 		struct timespec ts = { left / NS_PER_SEC, left % NS_PER_SEC };
-		raw_syscall(SYS_futex, (int32_t *)&reaper.status, FUTEX_WAIT_PRIVATE,
-			    REAPER_STARTING, &ts, NULL, 0);
+		futex_wait_while_for(&reaper.status, REAPER_STARTING, &ts);
 	}
 }
 

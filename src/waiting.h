@@ -13,9 +13,16 @@
 #include <time.h>
 #include <unistd.h>
 
+/* Sleeps while *word == value, at most `timeout` (NULL: no limit). */
+static inline void futex_wait_while_for(_Atomic int32_t *word, int32_t value,
+					const struct timespec *timeout)
+{
+	raw_syscall(SYS_futex, (int32_t *)word, FUTEX_WAIT_PRIVATE, value, timeout, NULL, 0);
+}
+
 static inline void futex_wait_while(_Atomic int32_t *word, int32_t value)
 {
-	raw_syscall(SYS_futex, (int32_t *)word, FUTEX_WAIT_PRIVATE, value, NULL, NULL, 0);
+	futex_wait_while_for(word, value, NULL);
 }
 
 static inline void futex_wake_all(_Atomic int32_t *word)
