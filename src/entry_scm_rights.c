@@ -47,11 +47,12 @@ static void for_each_passed_fd(const struct msghdr *msg, void (*each)(int fd))
 }
 
 /* A sent socket is shared from now on; but wineserver lends its sockets to
- * the Windows program's processes and keeps the last word on them (§3.1). */
+ * the Windows program's processes and keeps the last word on them (§3.1),
+ * while they set its options (SO_LINGER among them) through their copy. */
 static void note_sent(const struct msghdr *msg)
 {
-	if (!wine_profile_in_wineserver())
-		for_each_passed_fd(msg, fd_table_mark_shared);
+	for_each_passed_fd(msg, wine_profile_in_wineserver() ? fd_table_forget_linger
+							     : fd_table_mark_shared);
 }
 
 WSPCLOSE_EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)

@@ -103,7 +103,7 @@ WSPCLOSE_EXPORT int setsockopt(int fd, int level, int name, const void *value, s
 			     !vm_sharing_in_child();
 	bool traced = linger_change && trace_enabled();
 	if (linger_change)
-		fd_table_note_linger_set(fd);
+		fd_table_forget_linger(fd);
 	int saved = errno;
 	struct linger before = { 0, 0 };
 	if (traced)

@@ -301,7 +301,7 @@ void fd_table_note_write_shut(int fd)
 	add_flags_to_dups(fd, atomic_load(&e->socket_id), FD_WRITE_SHUT);
 }
 
-void fd_table_note_linger_set(int fd)
+void fd_table_forget_linger(int fd)
 {
 	struct fd_entry *e = fd_table_entry(fd);
 	if (e != NULL && fd_is_socket(atomic_load(&e->state)))

@@ -113,8 +113,9 @@ void fd_table_forget(int fd);
 /* `target` now refers to what `source` refers to (dup, dup2, F_DUPFD). */
 void fd_table_note_duplicate(int source, int target);
 void fd_table_note_write_shut(int fd);
-/* setsockopt(SO_LINGER or SO_DONTLINGER) on fd: FD_LINGER_DEFAULT is gone. */
-void fd_table_note_linger_set(int fd);
+/* FD_LINGER_DEFAULT is gone: a SO_LINGER or SO_DONTLINGER was set on fd,
+ * or fd was lent to a process that may set one (wineserver's clients). */
+void fd_table_forget_linger(int fd);
 /* What FD_LINGER_DEFAULT says, where it can be trusted (see there). */
 static inline bool fd_linger_is_default(uint32_t state)
 {
