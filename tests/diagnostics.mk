@@ -36,3 +36,13 @@ bench-trace: src/libwspclose.la tests/bench/churn
 	$(SHELL) $(top_srcdir)/tests/bench/bench_trace_cost.sh \
 	  --churn '$(abs_top_builddir)/tests/bench/churn' \
 	  --library '$(abs_top_builddir)/src/.libs/libwspclose.so'
+
+# ---------------------------------------------------------------- teardown cost (make bench-teardown)
+# System calls and CPU per held socket on the same churn (issue 12).
+EXTRA_DIST += tests/bench/bench_teardown.sh tests/bench/bench_lib.sh
+
+.PHONY: bench-teardown
+bench-teardown: src/libwspclose.la tests/bench/churn
+	$(SHELL) $(top_srcdir)/tests/bench/bench_teardown.sh \
+	  --churn '$(abs_top_builddir)/tests/bench/churn' \
+	  --library '$(abs_top_builddir)/src/.libs/libwspclose.so'

@@ -48,19 +48,7 @@ if command -v strace >/dev/null 2>&1 &&
 	have_strace=1
 fi
 
-# CPU seconds (user + system) of the children of a shell, from the second
-# line of its times builtin's output in FILE ("0m1.250000s 0m0.500000s").
-children_cpu() {
-	awk 'NR == 2 {
-		total = 0
-		for (i = 1; i <= 2; i++) {
-			split($i, part, "m")
-			sub("s", "", part[2])
-			total += part[1] * 60 + part[2]
-		}
-		printf "%.6f\n", total
-	}' "$1"
-}
+. "$(dirname "$0")/bench_lib.sh"
 
 # run_config A|B|C|D: one churn run (in a subshell of its own); prints
 # "CONNECTIONS_PER_SECOND CPU_MICROSECONDS_PER_CONNECTION", or fails.
