@@ -175,9 +175,8 @@ void handoff_push(int copy_fd)
 		atomic_store_explicit(&e->next_handoff, head, memory_order_relaxed);
 	} while (!atomic_compare_exchange_weak(&handoff.head, &head, copy_fd));
 	interleaving_point();
-	/* I3: the decision lives in the stack, which only the reaper empties,
-	 * and in `idle`, which only the reaper raises. */
-	if (head < 0 || atomic_load(&handoff.idle))
+	/* I3: a reaper that is not idle looks at the stack before it sleeps. */
+	if (atomic_load(&handoff.idle))
 		handoff_wake_reaper();
 }
 

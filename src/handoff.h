@@ -21,11 +21,12 @@
  *   I2 The reaper closes the channel only with held == 0 and wakers == 0:
  *      no closer ever writes to an eventfd number that is no longer ours.
  *   I3 Every push is followed by a look at the stack without waiting for
- *      another closer: the closer that finds the stack empty wakes the
- *      reaper; one that finds it non-empty wakes it when the reaper is
- *      idle (the reaper raises `idle`, then looks at the stack; a closer
- *      pushes, then looks at `idle`: one of them sees the other), so a
- *      stalled first pusher delays no one.
+ *      another closer: the reaper raises `idle`, then looks at the stack
+ *      (and does not sleep if it holds anything); a closer pushes, then
+ *      looks at `idle` and wakes the reaper if it is raised. One of them
+ *      sees the other, so a copy never waits for a wake-up that no one
+ *      sends, a stalled pusher delays no one, and a reaper that is busy
+ *      is sent no wake-up at all.
  *   I4 A wake-up is never owed to a copy the reaper already took: an extra
  *      eventfd token only costs a spurious wake-up (no flag can go stale).
  *   I5 A thread interrupted by a signal inside the protocol (opening the
