@@ -1,7 +1,8 @@
 /* held_copies.c: what happens to each held copy in the reaper thread (§3):
- * adoption (RST for unread data, else shutdown and registration), its
- * events, its deadline, its release and trace lines, and its move when the
- * application dup2()s onto its number. The reaper thread's alone. */
+ * adoption (RST for unread data, else shutdown, then a look right away, a
+ * look at the next round, or registration), its events, its deadline, its
+ * release and trace lines, and its move when the application dup2()s onto
+ * its number. The reaper thread's alone. */
 #include "held_copies.h"
 #include "close_decision.h"
 #include "deadline_heap.h"
@@ -11,6 +12,7 @@
 #include "interleaving.h"
 #include "monotonic.h"
 #include "raw_syscall.h"
+#include "settle_queue.h"
 #include "stats.h"
 #include "tcp_probe.h"
 #include "trace.h"
@@ -27,11 +29,41 @@
  * lines 1 ms late at most. */
 #define TRACE_BATCH_NS NS_PER_MS
 
+/* A look at a teardown that pays off only in some conditions (a peer over
+ * loopback, a peer that closes at once): taken while it pays; after
+ * LOOK_MISSES_TO_PAUSE misses in a row only every LOOK_RETRY_EVERY-th one
+ * is taken, until one succeeds again. A missed look costs one TCP_INFO. */
+#define LOOK_MISSES_TO_PAUSE 8
+#define LOOK_RETRY_EVERY 16
+
+struct look_gate {
+	unsigned misses;
+	unsigned skipped;
+};
+
+static bool gate_open(struct look_gate *g)
+{
+	return g->misses < LOOK_MISSES_TO_PAUSE || ++g->skipped % LOOK_RETRY_EVERY == 0;
+}
+
+static void gate_note(struct look_gate *g, bool hit)
+{
+	if (hit)
+		g->misses = 0;
+	else if (g->misses < LOOK_MISSES_TO_PAUSE)
+		g->misses++;
+}
+
 static struct {
 	struct deadline_heap deadlines;
 	/* Released while tracing, their lines collected but not yet written:
 	 * an exit waiting for the teardowns (the exit report) waits for them. */
 	_Atomic long untold_releases;
+	/* Right after the shutdown of a copy whose peer had closed its side:
+	 * its ACK of our FIN is often there by the time shutdown() returns. */
+	struct look_gate at_shutdown;
+	/* At the end of the next round (settle_queue.h). */
+	struct look_gate next_round;
 } held;
 
 /* ---------------------------------------------------------------- release */
@@ -109,13 +141,14 @@ static bool outcomes_observed(void)
 	return trace_enabled() || stats_report_wanted();
 }
 
-/* Releases fd when its teardown is over; otherwise it keeps waiting. */
-static void check_teardown(int fd)
+/* Releases fd when its teardown is over (true); otherwise it keeps
+ * waiting. */
+static bool check_teardown(int fd)
 {
 	struct tcp_snapshot now;
 	int rc = probe_tcp_snapshot(fd, &now);
 	if (rc >= 0 && tcp_state_is_draining(now.state))
-		return;
+		return false;
 	enum held_outcome outcome = OUTCOME_FIN_ACKED;
 	bool closed = rc >= 0 && now.state == TCP_STATE_CLOSE;
 	if (closed && now.segs_out == 0)
@@ -130,11 +163,22 @@ static void check_teardown(int fd)
 		outcome = data_came ? OUTCOME_DATA_AFTER_CLOSE : OUTCOME_PEER_RESET;
 	}
 	release_in_state(fd, outcome, rc >= 0 ? now.state : -1);
+	return true;
 }
 
 static uint64_t event_token(int fd, struct fd_entry *e)
 {
 	return ((uint64_t)atomic_load(&e->held.generation) << 32) | (uint32_t)fd;
+}
+
+/* The token names an adopted copy that is still held, not an earlier copy
+ * with the same number. */
+static bool held_copy_is_live(uint64_t token)
+{
+	struct fd_entry *e = fd_table_entry((int)(uint32_t)token);
+	uint32_t live = FD_LIBRARY_OWNED | FD_HELD;
+	return e != NULL && (atomic_load_explicit(&e->state, memory_order_acquire) & live) == live &&
+	       atomic_load(&e->held.generation) == (uint32_t)(token >> 32) && e->held.adopted;
 }
 
 /* Edge-triggered, and the mask holds no EPOLLOUT: data ACKs (EPOLLOUT
@@ -148,6 +192,35 @@ static bool watch(int fd, struct fd_entry *e)
 	return raw_syscall(SYS_epoll_ctl, handoff_epoll_fd(), EPOLL_CTL_ADD, fd, &ev) == 0;
 }
 
+/* A copy shut down this round, looked at the end of the next one (true),
+ * or not (false: register it now). */
+static bool settle(int fd, struct fd_entry *e)
+{
+	return gate_open(&held.next_round) && settle_queue_add(event_token(fd, e));
+}
+
+static void look_at_settled(uint64_t token)
+{
+	int fd = (int)(uint32_t)token;
+	if (!held_copy_is_live(token))
+		return; /* released meanwhile (its deadline), or moved */
+	bool over = check_teardown(fd);
+	gate_note(&held.next_round, over);
+	if (!over && !watch(fd, fd_table_entry(fd)))
+		release(fd, OUTCOME_NO_ROOM);
+}
+
+/* A copy just shut down whose peer had closed its side first: the peer
+ * acknowledges our FIN at once, so over loopback it is usually done. */
+static bool over_at_shutdown(int fd)
+{
+	if (!gate_open(&held.at_shutdown))
+		return false;
+	bool over = check_teardown(fd);
+	gate_note(&held.at_shutdown, over);
+	return over;
+}
+
 /* A new held copy, from the stack. */
 static void adopt(int fd)
 {
@@ -157,11 +230,15 @@ static void adopt(int fd)
 		make_room_for_trace_line();
 		atomic_store(&e->socket_id, trace_close_adopted(fd));
 	}
-	/* Unread data at close: RST, as the kernel and RFC 1122 do. */
-	if (probe_receive_queue(fd) > 0) {
-		release(fd, OUTCOME_UNREAD_DATA);
+	/* Unread data at close: RST, as the kernel and RFC 1122 do. The same
+	 * peek tells whether the peer has closed its side, and takes a pending
+	 * reset (which SO_ERROR would then no longer show). */
+	int unread = probe_unread(fd);
+	if (unread > 0 || unread == -ECONNRESET || unread == -EPIPE) {
+		release(fd, unread > 0 ? OUTCOME_UNREAD_DATA : OUTCOME_PEER_RESET);
 		return;
 	}
+	bool peer_closed = unread == 0;
 	/* Data segments counted from here tell data-after-close from a peer's
 	 * reset; the closer counted them if it read TCP_INFO (a socket it did
 	 * not know to be connected), else they are counted here when the
@@ -173,22 +250,31 @@ static void adopt(int fd)
 	/* FIN after the queued data; wakes threads still blocked on it. A
 	 * connection already over (both FINs, or a reset) answers ENOTCONN:
 	 * its outcome now. A listener stops listening here and is released at
-	 * its first event. */
+	 * its first look. */
 	int rc = raw_shutdown(fd, SHUT_RDWR);
 	if (rc == -ENOTCONN) {
 		check_teardown(fd);
 		return;
 	}
-	if (rc < 0 || !watch(fd, e) ||
-	    !deadline_heap_push(&held.deadlines, fd, e->held.deadline_ns)) {
-		/* Not a socket any more, or cannot be watched: the kernel
-		 * finishes it. */
+	if (rc < 0 || !deadline_heap_push(&held.deadlines, fd, e->held.deadline_ns)) {
+		/* Not a socket any more, or no room: the kernel finishes it. */
 		release(fd, rc < 0 ? OUTCOME_NOT_CONNECTED : OUTCOME_NO_ROOM);
 		return;
 	}
 	e->held.adopted = true;
-	/* The registration is ready at once after the shutdown: its first
-	 * event checks the teardown. */
+	if (peer_closed && over_at_shutdown(fd))
+		return;
+	/* A peer that has not closed yet usually holds back its ACK of our FIN
+	 * (delayed ACK) until it closes too: look again at the next round, or
+	 * wait for events. The registration is ready at once after the
+	 * shutdown: its first event looks at the teardown. */
+	if (!settle(fd, e) && !watch(fd, e))
+		release(fd, OUTCOME_NO_ROOM);
+}
+
+void held_copies_end_round(void)
+{
+	settle_queue_end_round(look_at_settled);
 }
 
 void held_copies_adopt_handed_off(void)
@@ -204,13 +290,8 @@ void held_copies_adopt_handed_off(void)
 
 void held_copies_on_event(uint64_t token)
 {
-	int fd = (int)(uint32_t)token;
-	struct fd_entry *e = fd_table_entry(fd);
-	uint32_t live = FD_LIBRARY_OWNED | FD_HELD;
-	if (e == NULL || (atomic_load_explicit(&e->state, memory_order_acquire) & live) != live ||
-	    atomic_load(&e->held.generation) != (uint32_t)(token >> 32) || !e->held.adopted)
-		return; /* stale: that copy is already released */
-	check_teardown(fd);
+	if (held_copy_is_live(token)) /* else stale: that copy is already released */
+		check_teardown((int)(uint32_t)token);
 }
 
 void held_copies_expire(int64_t now)
@@ -238,6 +319,8 @@ int held_copies_timeout_ms(int64_t now, int64_t flush_due)
 	int64_t until = first != NULL ? first->deadline_ns : INT64_MAX;
 	if (flush_due < until)
 		until = flush_due;
+	if (settle_queue_has_due() && until > now + SETTLE_QUEUE_WAIT_MS * NS_PER_MS)
+		until = now + SETTLE_QUEUE_WAIT_MS * NS_PER_MS;
 	if (until == INT64_MAX)
 		return -1; /* nothing to time: sleep until an event */
 	int64_t left = until - now;
@@ -297,7 +380,7 @@ bool held_copies_init(size_t max_held)
 			return false;
 	}
 	held.deadlines.len = 0;
-	return true;
+	return settle_queue_init(max_held);
 }
 
 long held_copies_untold(void)
@@ -309,4 +392,5 @@ void held_copies_forget_after_fork(void)
 {
 	atomic_store(&held.untold_releases, 0);
 	held.deadlines.len = 0;
+	settle_queue_forget();
 }

@@ -11,6 +11,9 @@
 bool held_copies_init(size_t max_held);
 /* Adopts every copy on the hand-off stack. */
 void held_copies_adopt_handed_off(void);
+/* At the end of each round: looks at the copies shut down in the round
+ * before (settle_queue.h). */
+void held_copies_end_round(void);
 void held_copies_on_event(uint64_t token);
 /* Releases the copies whose deadline passed (RST first). */
 void held_copies_expire(int64_t now);

@@ -1,12 +1,12 @@
-/* reaper.c: the reaper thread. Held copies wait in an edge-triggered epoll
- * set (EPOLLIN|EPOLLRDHUP and no EPOLLOUT: it fires on TCP state changes,
- * not on data ACKs) and in a deadline heap, and are released when our FIN
- * is acknowledged, the peer resets, or the deadline passes (RST). Copies
+/* reaper.c: the reaper thread and its rounds. Held copies wait in the
+ * settle queue for one round, or in an edge-triggered epoll set
+ * (EPOLLIN|EPOLLRDHUP and no EPOLLOUT: it fires on TCP state changes, not
+ * on data ACKs), and in a deadline heap; they are released when our FIN is
+ * acknowledged, the peer resets, or the deadline passes (RST). Copies
  * arrive through the hand-off protocol (handoff.h), which also owns the
  * channel: while nothing is held the library holds no descriptor at all
- * and the thread sleeps on a futex, with no wake-ups. Adopting a copy:
- * RST for unread data, else shutdown(SHUT_RDWR) (FIN after the queued
- * data; blocked threads wake) and registration. */
+ * and the thread sleeps on a futex, with no wake-ups. What is done to each
+ * copy is held_copies.c's. */
 #include "reaper.h"
 #include "close_decision.h"
 #include "config.h"
@@ -97,6 +97,7 @@ static void serve_events(int64_t wake_by)
 	/* After epoll_pwait() returned: a hand-off that finds the stack empty
 	 * from here on sends a wake-up it has not reported yet (handoff.h, I3). */
 	held_copies_adopt_handed_off();
+	held_copies_end_round();
 	serve_vacate_request();
 	held_copies_expire(monotonic_ns());
 }

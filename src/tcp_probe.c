@@ -1,5 +1,6 @@
 /* tcp_probe.c: the kernel queries behind the close decision and the reaper
- * (SO_LINGER, O_NONBLOCK, SIOCOUTQ/SIOCINQ, TCP_INFO), as raw system calls. */
+ * (SO_LINGER, O_NONBLOCK, SIOCOUTQ/SIOCINQ, a peek, TCP_INFO), as raw system
+ * calls. */
 #include "tcp_probe.h"
 #include "fd_table.h"
 #include "raw_syscall.h"
@@ -59,6 +60,12 @@ static int queue_size(int fd, unsigned long request)
 int probe_send_queue(int fd) { return queue_size(fd, SIOCOUTQ); }
 int probe_receive_queue(int fd) { return queue_size(fd, SIOCINQ); }
 int probe_socket_error(int fd) { return get_int_option(fd, SOL_SOCKET, SO_ERROR); }
+
+int probe_unread(int fd)
+{
+	char byte;
+	return result(raw_syscall(SYS_recvfrom, fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT, NULL, NULL));
+}
 
 int probe_tcp_snapshot(int fd, struct tcp_snapshot *out)
 {

@@ -14,6 +14,12 @@ int set_linger(int fd, bool on, int seconds);
 int probe_nonblocking(int fd);   /* 1, 0 or -errno */
 int probe_send_queue(int fd);    /* SIOCOUTQ: unsent + unacknowledged bytes */
 int probe_receive_queue(int fd); /* SIOCINQ: unread bytes */
+/* recv(MSG_PEEK | MSG_DONTWAIT) of one byte: 1 when received data waits
+ * unread, 0 when nothing but the peer's FIN is left (the peer closed its
+ * side), -EAGAIN when nothing came, else -errno (a pending error, which the
+ * call consumes as the application's own recv() would: ECONNRESET for a
+ * peer's reset). */
+int probe_unread(int fd);
 /* The kernel's TCP states (include/net/tcp_states.h, a stable ABI seen in
  * TCP_INFO); glibc's <netinet/tcp.h> and <linux/tcp.h> cannot be mixed, and
  * only the latter has the full struct tcp_info. */

@@ -22,6 +22,7 @@ robustness_tests = \
 	tests/integration/test_every_close \
 	tests/integration/test_linger_known \
 	tests/integration/test_release_outcomes \
+	tests/integration/test_settle \
 	tests/faults/test_injected_failures \
 	tests/faults/test_two_copies \
 	tests/stress/wspclose-stress
@@ -64,6 +65,9 @@ tests_integration_test_linger_known_LDADD = $(test_libs)
 tests_integration_test_release_outcomes_SOURCES = tests/integration/test_release_outcomes.c $(loopback_sources)
 tests_integration_test_release_outcomes_CFLAGS = $(test_cflags)
 tests_integration_test_release_outcomes_LDADD = $(test_libs)
+tests_integration_test_settle_SOURCES = tests/integration/test_settle.c $(loopback_sources)
+tests_integration_test_settle_CFLAGS = $(test_cflags)
+tests_integration_test_settle_LDADD = $(test_libs)
 tests_integration_test_every_close_SOURCES = tests/integration/test_every_close.c src/raw_syscall.c \
 	$(sharing_sources)
 tests_integration_test_every_close_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/src

@@ -4,7 +4,8 @@
  * wire and are told apart by the data segments counted since the close.
  * The closing end is connected by connect(), so its close reads no
  * TCP_INFO: the count starts when the reaper adopts the copy. Each case
- * runs in a child with WSPCLOSE_STATS=1 and reads its exit summary. */
+ * runs in a child with WSPCLOSE_STATS=1 and reads its exit summary. A reset
+ * that came before the close must count as the peer's too. */
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -22,6 +23,29 @@
 #define FIN_WAIT1 4 /* the kernel's TCP_FIN_WAIT1 */
 
 enum peer_action { PEER_RESETS, PEER_SENDS_DATA };
+
+#define TCP_CLOSED 7 /* the kernel's TCP_CLOSE */
+
+/* In the child: the peer resets the connection before the client closes
+ * it. The client's close hands the socket off all the same (it was
+ * connected, and its close reads no TCP_INFO); the reaper's first look at
+ * it takes the pending ECONNRESET, which must still count as the peer's. */
+static int run_reset_before_close(void)
+{
+	struct lb_pair pair;
+	if (lb_pair_open(&pair, AF_INET, 0, 0) != 0 || lb_set_linger(pair.peer, 1, 0) != 0 ||
+	    close(pair.peer) != 0)
+		return 10;
+	int64_t until = lb_now_ms() + WAIT_MS;
+	while (lb_tcp_state(pair.client) != TCP_CLOSED && lb_now_ms() < until)
+		usleep(1000);
+	if (lb_tcp_state(pair.client) != TCP_CLOSED)
+		return 11;
+	ino_t inode = lb_socket_inode(pair.client);
+	if (close(pair.client) != 0)
+		return 12;
+	return lb_wait_socket_gone(inode, 1024, WAIT_MS) ? 0 : 14;
+}
 
 /* In the child: the client end closes with its FIN stuck behind a full
  * send queue (the peer does not read), so its held copy waits in
@@ -108,6 +132,12 @@ START_TEST(peer_reset_is_told_from_data_after_close)
 }
 END_TEST
 
+START_TEST(reset_before_the_close_is_the_peers)
+{
+	assert_outcome("reset-before-close", "peer-reset", "fin-acked");
+}
+END_TEST
+
 START_TEST(data_after_close_is_told_from_peer_reset)
 {
 	assert_outcome("peer-sends-data", "data-after-close", "peer-reset");
@@ -120,10 +150,13 @@ int main(int argc, char **argv)
 		return run_scenario(PEER_RESETS);
 	if (argc == 2 && strcmp(argv[1], "peer-sends-data") == 0)
 		return run_scenario(PEER_SENDS_DATA);
+	if (argc == 2 && strcmp(argv[1], "reset-before-close") == 0)
+		return run_reset_before_close();
 	Suite *s = suite_create("release_outcomes");
 	TCase *tc = tcase_create("outcomes_in_the_summary");
 	tcase_add_test(tc, peer_reset_is_told_from_data_after_close);
 	tcase_add_test(tc, data_after_close_is_told_from_peer_reset);
+	tcase_add_test(tc, reset_before_the_close_is_the_peers);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_ENV);

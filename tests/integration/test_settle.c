@@ -1,0 +1,133 @@
+/* test_settle.c: the three ways the reaper learns that a teardown is over
+ * (libwspclose(7), "The reaper"): a look right after the shutdown when the
+ * peer had closed first, a look at the end of the next round, and events
+ * for a copy still draining then. Whatever the way, the copy is released
+ * when the peer acknowledges our FIN, and not before: the peer sees all the
+ * data and EOF, and the copy is gone long before the peer closes. */
+#include <check.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "loopback.h"
+
+#define WAIT_MS 5000
+/* A peer that has not closed acknowledges our FIN by its delayed-ACK timer
+ * (40-200 ms on Linux): the copy goes well before this. */
+#define RELEASE_MS 2000
+/* More than the reaper's misses before it stops looking at the next round
+ * (8): the later connections take the registration path at once. */
+#define CONNECTIONS 12
+#define PAYLOAD 4096
+
+/* Reads until EOF; the byte count, or -1. */
+static long read_to_eof(int fd)
+{
+	char buf[1024];
+	long total = 0;
+	for (;;) {
+		if (lb_poll(fd, POLLIN, WAIT_MS) <= 0)
+			return -1;
+		ssize_t n = recv(fd, buf, sizeof buf, 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -1;
+		if (n == 0)
+			return total;
+		total += n;
+	}
+}
+
+/* The client sends PAYLOAD bytes and closes while the peer is still open
+ * (so the peer holds back its ACK of our FIN); the peer reads them and EOF;
+ * the copy must go while the peer is still open. */
+static void close_before_peer(int round)
+{
+	struct lb_pair pair;
+	uint64_t offset = 0;
+	ck_assert_int_eq(lb_pair_open(&pair, AF_INET, 0, 0), 0);
+	ck_assert_int_eq(lb_send_pattern(pair.client, &offset, PAYLOAD), 0);
+	ino_t inode = lb_socket_inode(pair.client);
+	ck_assert_int_eq(close(pair.client), 0);
+	pair.client = -1;
+	ck_assert_int_eq(read_to_eof(pair.peer), PAYLOAD);
+	int64_t start = lb_now_ms();
+	ck_assert_msg(lb_wait_socket_gone(inode, 1024, RELEASE_MS),
+		      "round %d: the held copy is still there %d ms after EOF, the peer still open",
+		      round, RELEASE_MS);
+	ck_assert_msg(lb_now_ms() - start < RELEASE_MS, "round %d: released late", round);
+	lb_pair_close(&pair);
+}
+
+START_TEST(copy_goes_on_the_peers_ack_while_the_peer_is_open)
+{
+	for (int round = 0; round < CONNECTIONS; round++)
+		close_before_peer(round);
+}
+END_TEST
+
+/* The peer closes first; our close then finds its FIN: the copy's teardown
+ * is usually over when its shutdown returns. */
+START_TEST(copy_goes_at_once_when_the_peer_closed_first)
+{
+	for (int round = 0; round < CONNECTIONS; round++) {
+		struct lb_pair pair;
+		uint64_t offset = 0;
+		ck_assert_int_eq(lb_pair_open(&pair, AF_INET, 0, 0), 0);
+		ck_assert_int_eq(lb_send_pattern(pair.peer, &offset, PAYLOAD), 0);
+		ck_assert_int_eq(shutdown(pair.peer, SHUT_WR), 0);
+		ck_assert_int_eq(read_to_eof(pair.client), PAYLOAD);
+		ino_t inode = lb_socket_inode(pair.client);
+		ck_assert_int_eq(close(pair.client), 0);
+		pair.client = -1;
+		/* The peer half-closed and still reads: our FIN is its EOF. */
+		ck_assert_int_eq(read_to_eof(pair.peer), 0);
+		ck_assert_msg(lb_wait_socket_gone(inode, 1024, RELEASE_MS),
+			      "round %d: the held copy is still there after the peer's EOF", round);
+		lb_pair_close(&pair);
+	}
+}
+END_TEST
+
+/* Received data left unread is still found (the same look tells unread
+ * data from the peer's FIN): RST, not EOF, at the peer. */
+START_TEST(unread_data_still_resets)
+{
+	struct lb_pair pair;
+	ck_assert_int_eq(lb_pair_open(&pair, AF_INET, 0, 0), 0);
+	ck_assert_int_eq(send(pair.peer, "unread", 6, 0), 6);
+	ck_assert_int_eq(shutdown(pair.peer, SHUT_WR), 0); /* data and FIN both wait */
+	ck_assert_int_gt(lb_poll(pair.client, POLLIN, WAIT_MS), 0);
+	usleep(20 * 1000);
+	ck_assert_int_eq(close(pair.client), 0);
+	pair.client = -1;
+	char byte;
+	ck_assert_int_gt(lb_poll(pair.peer, POLLIN, WAIT_MS), 0);
+	errno = 0;
+	ck_assert_msg(recv(pair.peer, &byte, 1, 0) < 0 && errno == ECONNRESET,
+		      "the peer did not see a reset (errno %d)", errno);
+	lb_pair_close(&pair);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("settle");
+	TCase *tc = tcase_create("teardown_looks");
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, copy_goes_on_the_peers_ack_while_the_peer_is_open);
+	tcase_add_test(tc, copy_goes_at_once_when_the_peer_closed_first);
+	tcase_add_test(tc, unread_data_still_resets);
+	suite_add_tcase(s, tc);
+	SRunner *sr = srunner_create(s);
+	srunner_run_all(sr, CK_ENV);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
