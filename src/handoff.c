@@ -249,6 +249,11 @@ void handoff_end_wait(void)
 	atomic_store(&handoff.idle, 0);
 }
 
+bool handoff_has_copies(void)
+{
+	return atomic_load(&handoff.head) >= 0;
+}
+
 int handoff_take_all(void)
 {
 	return atomic_exchange(&handoff.head, -1);

@@ -76,6 +76,8 @@ int handoff_wake_fd(void);
  * (`timeout_ms`, or 0 when copies wait on the stack). */
 int handoff_begin_wait(int timeout_ms);
 void handoff_end_wait(void);
+/* Copies wait on the stack. */
+bool handoff_has_copies(void);
 /* Takes the whole stack: the newest copy's fd, or -1; the next ones follow
  * fd_entry.next_handoff. */
 int handoff_take_all(void);

@@ -47,6 +47,7 @@ enum reaper_status { REAPER_STOPPED, REAPER_STARTING, REAPER_RUNNING, REAPER_FAI
 static struct {
 	_Atomic int32_t status;         /* enum reaper_status; also a futex word */
 	_Atomic int32_t vacate_fd;      /* a number the application wants, or -1 */
+	bool skipped_wait;              /* the last round did not wait (the reaper's) */
 } reaper = { .vacate_fd = -1 };
 
 static void serve_vacate_request(void)
@@ -85,17 +86,24 @@ static void serve_events(int64_t wake_by)
 		flush_due = INT64_MAX;
 	}
 	struct epoll_event events[EVENTS_PER_WAIT];
-	int timeout = held_copies_timeout_ms(now, flush_due < wake_by ? flush_due : wake_by);
-	timeout = handoff_begin_wait(timeout);
-	int n = (int)raw_syscall(SYS_epoll_pwait, handoff_epoll_fd(), events, EVENTS_PER_WAIT,
-			     timeout, NULL, 0);
-	handoff_end_wait();
+	int n = 0;
+	/* Copies already on the stack: adopted without asking epoll first (a
+	 * wait that would return at once), every other round at most, so that
+	 * events wait one round at most. */
+	reaper.skipped_wait = !reaper.skipped_wait && handoff_has_copies();
+	if (!reaper.skipped_wait) {
+		int timeout = held_copies_timeout_ms(now, flush_due < wake_by ? flush_due : wake_by);
+		timeout = handoff_begin_wait(timeout);
+		n = (int)raw_syscall(SYS_epoll_pwait, handoff_epoll_fd(), events, EVENTS_PER_WAIT,
+				     timeout, NULL, 0);
+		handoff_end_wait();
+	}
 	for (int i = 0; i < n; i++) {
 		if (events[i].data.u64 != HANDOFF_WAKE_TOKEN)
 			held_copies_on_event(events[i].data.u64);
 	}
-	/* After epoll_pwait() returned: a hand-off that finds the stack empty
-	 * from here on sends a wake-up it has not reported yet (handoff.h, I3). */
+	/* Not idle any more: a copy pushed from here on is found at the next
+	 * round's look at the stack (handoff.h, I3). */
 	held_copies_adopt_handed_off();
 	held_copies_end_round();
 	serve_vacate_request();
@@ -305,6 +313,7 @@ void reaper_forget_after_fork(void)
 	fd_table_for_each(close_inherited_copy);
 	handoff_forget_after_fork();
 	atomic_store(&reaper.vacate_fd, -1);
+	reaper.skipped_wait = false;
 	held_copies_forget_after_fork();
 	atomic_store(&reaper.status, REAPER_STOPPED);
 }
