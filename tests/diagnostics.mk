@@ -37,6 +37,15 @@ bench-trace: src/libwspclose.la tests/bench/churn
 	  --churn '$(abs_top_builddir)/tests/bench/churn' \
 	  --library '$(abs_top_builddir)/src/.libs/libwspclose.so'
 
+# ---------------------------------------------------------------- nginx (make bench-nginx)
+# nginx's CPU per request with Connection: close, with and without (issue 12).
+EXTRA_DIST += tests/bench/bench_nginx.sh
+
+.PHONY: bench-nginx
+bench-nginx: src/libwspclose.la
+	$(SHELL) $(top_srcdir)/tests/bench/bench_nginx.sh \
+	  --library '$(abs_top_builddir)/src/.libs/libwspclose.so'
+
 # ---------------------------------------------------------------- teardown cost (make bench-teardown)
 # System calls and CPU per held socket on the same churn (issue 12).
 EXTRA_DIST += tests/bench/bench_teardown.sh tests/bench/bench_lib.sh
