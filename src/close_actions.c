@@ -7,6 +7,7 @@
 #include "close_request.h"
 #include "config.h"
 #include "deadline_heap.h"
+#include "epoll_sets.h"
 #include "fork_guard.h"
 #include "interleaving.h"
 #include "libc_binding.h"
@@ -140,6 +141,8 @@ static void fill_held_entry(int copy_fd, struct fd_entry *held, const struct clo
 	held->held.heap_index = DEADLINE_HEAP_NOWHERE;
 	held->held.data_segs_in = r->data_segs_in;
 	held->held.data_segs_known = r->tcp_state >= 0;
+	/* io_uring can set socket options where the library does not see it. */
+	held->held.unread_by_ioctl = (r->state & FD_PEEK_OFFSET) || epoll_sets_io_uring_seen();
 	/* The reaper sets it (the inode) when it traces the adoption. */
 	atomic_store(&held->socket_id, 0);
 	fd_table_publish_held(copy_fd, FD_KIND_TCP | FD_LIBRARY_OWNED | FD_HELD);

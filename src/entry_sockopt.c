@@ -104,6 +104,10 @@ WSPCLOSE_EXPORT int setsockopt(int fd, int level, int name, const void *value, s
 	bool traced = linger_change && trace_enabled();
 	if (linger_change)
 		fd_table_forget_linger(fd);
+	/* Before the call: a close racing with it must not trust a peek. */
+	struct fd_entry *e = fd_table_entry(fd);
+	if (level == SOL_SOCKET && name == SO_PEEK_OFF && e != NULL && !vm_sharing_in_child())
+		fd_table_add_flags(e, FD_PEEK_OFFSET);
 	int saved = errno;
 	struct linger before = { 0, 0 };
 	if (traced)

@@ -174,7 +174,7 @@ void fd_table_note_duplicate(int source, int target)
 		epoll_sets_note_duplicate(source, target);
 	/* Socket-wide facts travel; epoll membership is per number and stays. */
 	uint32_t copied = (state & (FD_KIND_MASK | FD_WRITE_SHUT | FD_SHARED | FD_STALE_EPOLL |
-				     FD_CONNECTED | FD_DISCONNECTED)) |
+				     FD_CONNECTED | FD_DISCONNECTED | FD_PEEK_OFFSET)) |
 			  FD_HAS_DUPS;
 	fd_table_set_socket(target, copied, atomic_load(&src->socket_id));
 }

@@ -48,6 +48,9 @@ enum fd_state_bits {
 	 * no dup and never crossed a process boundary, so close() then needs
 	 * no getsockopt() to know it. */
 	FD_LINGER_DEFAULT = 1u << 15,
+	/* SO_PEEK_OFF was set: a MSG_PEEK starts at the peek offset, so the
+	 * reaper looks for unread data with SIOCINQ instead. Travels to dups. */
+	FD_PEEK_OFFSET = 1u << 16,
 };
 
 /* How many epoll sets a socket is remembered in before FD_EPOLL_MANY. */
@@ -70,6 +73,7 @@ struct held_info {
 	bool linger_on : 1;    /* SO_LINGER must be cleared before the real close */
 	bool adopted : 1;      /* the reaper has taken it off the hand-off stack */
 	bool data_segs_known : 1; /* data_segs_in was read (by the closer) */
+	bool unread_by_ioctl : 1; /* a peek may not see unread data (FD_PEEK_OFFSET) */
 };
 
 struct fd_entry {

@@ -233,7 +233,8 @@ static void adopt(int fd)
 	/* Unread data at close: RST, as the kernel and RFC 1122 do. The same
 	 * peek tells whether the peer has closed its side, and takes a pending
 	 * reset (which SO_ERROR would then no longer show). */
-	int unread = probe_unread(fd);
+	int unread = e->held.unread_by_ioctl ? (probe_receive_queue(fd) > 0 ? 1 : -EAGAIN)
+					     : probe_unread(fd);
 	if (unread > 0 || unread == -ECONNRESET || unread == -EPIPE) {
 		release(fd, unread > 0 ? OUTCOME_UNREAD_DATA : OUTCOME_PEER_RESET);
 		return;
@@ -348,9 +349,11 @@ void held_copies_move(int fd)
 	e->held.since_ns = old->held.since_ns;
 	e->held.deadline_ns = old->held.deadline_ns;
 	e->held.data_segs_in = old->held.data_segs_in;
+	e->held.data_segs_known = old->held.data_segs_known;
 	e->held.row = old->held.row;
 	e->held.deadline_kind = old->held.deadline_kind;
 	e->held.linger_on = old->held.linger_on;
+	e->held.unread_by_ioctl = old->held.unread_by_ioctl;
 	e->held.adopted = old->held.adopted;
 	e->held.heap_index = old->held.heap_index;
 	atomic_fetch_add(&e->held.generation, 1);

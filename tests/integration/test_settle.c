@@ -116,6 +116,34 @@ START_TEST(unread_data_still_resets)
 }
 END_TEST
 
+/* With SO_PEEK_OFF set, a peek starts where the application's last peek
+ * ended: data it peeked at but never read is still unread, and still an
+ * RST at its close. */
+START_TEST(unread_data_behind_a_peek_offset_still_resets)
+{
+	struct lb_pair pair;
+	ck_assert_int_eq(lb_pair_open(&pair, AF_INET, 0, 0), 0);
+	int offset = 0;
+	if (setsockopt(pair.client, SOL_SOCKET, SO_PEEK_OFF, &offset, sizeof offset) != 0) {
+		/* Kernels before 6.10 have no SO_PEEK_OFF for TCP: nothing to test. */
+		ck_assert_int_eq(errno, EOPNOTSUPP);
+		lb_pair_close(&pair);
+		return;
+	}
+	ck_assert_int_eq(send(pair.peer, "peeked", 6, 0), 6);
+	ck_assert_int_gt(lb_poll(pair.client, POLLIN, WAIT_MS), 0);
+	char buf[16];
+	ck_assert_int_eq(recv(pair.client, buf, sizeof buf, MSG_PEEK), 6);
+	ck_assert_int_eq(close(pair.client), 0);
+	pair.client = -1;
+	ck_assert_int_gt(lb_poll(pair.peer, POLLIN, WAIT_MS), 0);
+	errno = 0;
+	ck_assert_msg(recv(pair.peer, buf, 1, 0) < 0 && errno == ECONNRESET,
+		      "the peer did not see a reset (errno %d)", errno);
+	lb_pair_close(&pair);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("settle");
@@ -124,6 +152,7 @@ int main(void)
 	tcase_add_test(tc, copy_goes_on_the_peers_ack_while_the_peer_is_open);
 	tcase_add_test(tc, copy_goes_at_once_when_the_peer_closed_first);
 	tcase_add_test(tc, unread_data_still_resets);
+	tcase_add_test(tc, unread_data_behind_a_peek_offset_still_resets);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_ENV);
