@@ -141,18 +141,88 @@ static void fill_held_entry(int copy_fd, struct fd_entry *held, const struct clo
 	held->held.heap_index = DEADLINE_HEAP_NOWHERE;
 	held->held.data_segs_in = r->data_segs_in;
 	held->held.data_segs_known = r->tcp_state >= 0;
-	/* io_uring can set socket options where the library does not see it. */
-	held->held.unread_by_ioctl = (r->state & FD_PEEK_OFFSET) || epoll_sets_io_uring_seen();
+	held->held.start = r->start;
 	/* The reaper sets it (the inode) when it traces the adoption. */
 	atomic_store(&held->socket_id, 0);
 	fd_table_publish_held(copy_fd, FD_KIND_TCP | FD_LIBRARY_OWNED | FD_HELD);
 }
 
+/* What is left unread, and whether the peer has closed (enum
+ * teardown_start): one peek, or SIOCINQ where a peek could miss unread
+ * data (SO_PEEK_OFF set; io_uring can set it unseen), which cannot tell
+ * the peer's FIN. */
+static enum teardown_start look_at_receive_side(const struct close_request *r)
+{
+	if ((r->state & FD_PEEK_OFFSET) || epoll_sets_io_uring_seen())
+		return probe_receive_queue(r->fd) > 0 ? START_UNREAD : START_PEER_OPEN;
+	int unread = probe_unread(r->fd);
+	if (unread > 0)
+		return START_UNREAD;
+	if (unread == -ECONNRESET || unread == -EPIPE)
+		return START_PEER_RESET;
+	return unread == 0 ? START_PEER_CLOSED : START_PEER_OPEN;
+}
+
+/* Whether to try the teardown in the caller: while it usually succeeds
+ * (the peer's ACK of our FIN is there when shutdown() returns, as over
+ * loopback); after 8 failures in a row only one close in 16 tries, until
+ * one succeeds. Shared by every closing thread: relaxed atomics, for a
+ * statistic only. */
+static struct {
+	_Atomic unsigned misses;
+	_Atomic unsigned skipped;
+} teardown_gate;
+
+static bool teardown_gate_open(void)
+{
+	return atomic_load_explicit(&teardown_gate.misses, memory_order_relaxed) < 8 ||
+	       atomic_fetch_add_explicit(&teardown_gate.skipped, 1, memory_order_relaxed) % 16 == 0;
+}
+
+static void teardown_gate_note(bool over)
+{
+	unsigned misses = atomic_load_explicit(&teardown_gate.misses, memory_order_relaxed);
+	if (over || misses < 8)
+		atomic_store_explicit(&teardown_gate.misses, over ? 0 : misses + 1,
+				      memory_order_relaxed);
+}
+
+/* The peer has closed and nothing is unread: shutdown() sends our FIN,
+ * which the peer usually acknowledges at once. True when the teardown is
+ * then over (the number is closed with nothing held, no hand-off, no
+ * wake-up); false with the FIN sent, for the reaper to wait on. */
+static bool teardown_now(struct close_request *r)
+{
+	if (raw_shutdown(r->fd, SHUT_RDWR) != 0)
+		return false; /* the reaper shuts it down and finds out */
+	r->start = START_SHUT_DOWN;
+	struct tcp_snapshot snap;
+	if (probe_tcp_snapshot(r->fd, &snap) != 0)
+		return false;
+	r->tcp_state = snap.state;
+	r->data_segs_in = snap.data_segs_in;
+	bool over = !tcp_state_is_draining(snap.state);
+	teardown_gate_note(over);
+	if (!over)
+		return false;
+	/* CLOSE is also what a reset leaves: only a trace or the statistics
+	 * tell them apart (as the reaper does). */
+	int error = snap.state == TCP_STATE_CLOSE && (trace_enabled() || stats_report_wanted())
+		    ? probe_socket_error(r->fd) : 0;
+	r->torn_down = true;
+	r->torn_down_state = snap.state;
+	r->torn_down_outcome = error == ECONNRESET || error == EPIPE ? OUTCOME_PEER_RESET
+								     : OUTCOME_FIN_ACKED;
+	return true;
+}
+
 /* G1, G2, W2 and the implicit linger closes: an O_CLOEXEC copy high in the
  * descriptor space goes to the reaper, and the application's number is
- * given up at once. The rest (unread data, the shutdown that sends the FIN
- * and wakes blocked threads, waiting for the ACK) is the reaper's, so the
- * closing thread pays a few microseconds. */
+ * given up at once. The closing thread looks at the receive side (one
+ * peek); when the peer had closed first it also sends the FIN, and if the
+ * peer acknowledged it at once it is done. The rest (the shutdown that
+ * sends the FIN and wakes blocked threads, waiting for the ACK) is the
+ * reaper's, so the closing thread pays a few microseconds. */
 int close_action_hand_off(struct close_request *r, const struct close_plan *plan)
 {
 	fd_table_leave_epoll_sets(r->fd, r->entry);
@@ -160,6 +230,15 @@ int close_action_hand_off(struct close_request *r, const struct close_plan *plan
 	 * delete any more: the kernel's own close lets it go with the file. */
 	if (r->state & FD_STALE_EPOLL)
 		return close_gracefully_now(r);
+	r->start = look_at_receive_side(r);
+	if (r->start == START_PEER_CLOSED && plan->action == ACTION_HAND_OFF &&
+	    !r->facts.linger_on && teardown_gate_open()) {
+		close_trace_torn_down(r); /* the socket as close() found it */
+		if (teardown_now(r)) {
+			stats_count_release(r->torn_down_outcome);
+			return close_give_up_number(r);
+		}
+	}
 	if (!reaper_is_running() || !reaper_reserve())
 		return close_gracefully_now(r);
 	interleaving_point();

@@ -99,6 +99,7 @@ const char *close_action_name(enum close_action action)
 	case ACTION_LINGER_WAIT: return "linger-wait";
 	case ACTION_CLOSE_NOW: return "close-now";
 	case ACTION_DEGRADE: return "degrade";
+	case ACTION_TEARDOWN_NOW: return "teardown-now";
 	}
 	return "unknown";
 }

@@ -53,6 +53,9 @@ enum close_action {
 	/* Never chosen by close_decide(): what a hand-off becomes when no copy
 	 * can be held (the kernel's own graceful close), for the trace. */
 	ACTION_DEGRADE,
+	/* Never chosen either: a hand-off whose teardown was over inside the
+	 * call (the peer had closed first and acknowledged our FIN at once). */
+	ACTION_TEARDOWN_NOW,
 };
 
 struct close_plan {

@@ -6,6 +6,7 @@
 
 #include "close_decision.h"
 #include "fd_table.h"
+#include "stats.h"
 #include "trace.h"
 
 #include <stdbool.h>
@@ -34,6 +35,10 @@ struct close_request {
 	enum close_row final_row; /* L becomes L1 or L2 */
 	int held_fd;
 	bool degraded;        /* a hand-off that could not hold a copy */
+	uint8_t start;        /* enum teardown_start: what the hand-off's peek found */
+	bool torn_down;       /* a hand-off whose teardown ended inside the call */
+	int torn_down_state;  /* then: the TCP state, and how it ended */
+	enum held_outcome torn_down_outcome;
 	/* For the trace only: */
 	bool tracing;
 	bool traced;          /* the close line is already written (or recorded) */
@@ -64,6 +69,8 @@ void close_trace_prepare(struct close_request *r, const struct close_plan *plan)
 void close_trace_hand_off(struct close_request *r, const struct close_plan *plan, int copy,
 			  int rc);
 void close_trace_degraded(struct close_request *r);
+/* Before a teardown inside the call: describes the socket as it is. */
+void close_trace_torn_down(struct close_request *r);
 void close_trace_finish(struct close_request *r, const struct close_plan *plan, int rc,
 			int error);
 /* What-if mode (WSPCLOSE_PASSTHROUGH=1): Linux semantics, traced with what

@@ -47,7 +47,8 @@ static struct trace_close close_event(const struct close_request *r, struct clos
 	return (struct trace_close){
 		.fd = r->fd, .origin = r->origin, .replaced = r->replacing, .by_fclose = r->by_fclose,
 		.socket = &r->described, .facts = &r->facts, .pending = r->pending_bytes,
-		.plan = { r->final_row, r->degraded ? ACTION_DEGRADE : plan.action },
+		.plan = { r->final_row, r->degraded ? ACTION_DEGRADE
+					: r->torn_down ? ACTION_TEARDOWN_NOW : plan.action },
 		.held_fd = r->held_fd,
 		.blocked_ns = monotonic_ns() - r->started_ns, .result = rc, .error = error,
 		.windows = windows,
@@ -117,6 +118,11 @@ void close_trace_degraded(struct close_request *r)
 		describe(r, r->fd);
 }
 
+void close_trace_torn_down(struct close_request *r)
+{
+	close_trace_degraded(r);
+}
+
 /* Without a record for the reaper, the line is written now from the copy,
  * which is still ours. rc: what close() (0) or dup2()/dup3() returns. */
 void close_trace_hand_off(struct close_request *r, const struct close_plan *plan, int copy,
@@ -141,6 +147,11 @@ void close_trace_finish(struct close_request *r, const struct close_plan *plan, 
 	if (!r->described_fully && !r->number_given_up)
 		describe(r, r->fd);
 	write_close_line(r, *plan, rc, error, NULL);
+	/* Its release line follows at once, as a held copy's would later. */
+	if (r->torn_down)
+		trace_release(r->fd, r->described.inode, r->final_row,
+			      held_outcome_name(r->torn_down_outcome), r->torn_down_state,
+			      monotonic_ns() - r->started_ns);
 }
 
 /* Linux semantics, traced with what Windows would have done; the rows that

@@ -59,6 +59,17 @@ enum fd_state_bits {
 /* How a held copy ends when its deadline passes. */
 enum held_deadline { DEADLINE_GRACE, DEADLINE_LINGER };
 
+/* What the closing thread already learnt about a copy's teardown, so that
+ * the reaper does not ask again (close_actions.c). */
+enum teardown_start {
+	START_UNKNOWN,     /* nothing: the reaper peeks (or uses SIOCINQ) */
+	START_PEER_OPEN,   /* a peek found nothing unread and no FIN */
+	START_PEER_CLOSED, /* a peek found the peer's FIN and nothing unread */
+	START_UNREAD,      /* a peek found unread data: RST */
+	START_PEER_RESET,  /* a peek took a pending reset */
+	START_SHUT_DOWN,   /* peer closed, and the closer called shutdown() */
+};
+
 /* Bookkeeping of a held copy, in the copy's own entry: written by the
  * closing thread before it registers the copy with the reaper's epoll set,
  * then the reaper's. */
@@ -70,10 +81,10 @@ struct held_info {
 	uint32_t data_segs_in; /* TCP_INFO at close: later data means data-after-close */
 	uint8_t row;           /* enum close_row that handed it off */
 	uint8_t deadline_kind; /* enum held_deadline */
+	uint8_t start;         /* enum teardown_start */
 	bool linger_on : 1;    /* SO_LINGER must be cleared before the real close */
 	bool adopted : 1;      /* the reaper has taken it off the hand-off stack */
 	bool data_segs_known : 1; /* data_segs_in was read (by the closer) */
-	bool unread_by_ioctl : 1; /* a peek may not see unread data (FD_PEEK_OFFSET) */
 };
 
 struct fd_entry {

@@ -230,16 +230,21 @@ static void adopt(int fd)
 		make_room_for_trace_line();
 		atomic_store(&e->socket_id, trace_close_adopted(fd));
 	}
-	/* Unread data at close: RST, as the kernel and RFC 1122 do. The same
-	 * peek tells whether the peer has closed its side, and takes a pending
-	 * reset (which SO_ERROR would then no longer show). */
-	int unread = e->held.unread_by_ioctl ? (probe_receive_queue(fd) > 0 ? 1 : -EAGAIN)
-					     : probe_unread(fd);
-	if (unread > 0 || unread == -ECONNRESET || unread == -EPIPE) {
-		release(fd, unread > 0 ? OUTCOME_UNREAD_DATA : OUTCOME_PEER_RESET);
+	/* Unread data at close: RST, as the kernel and RFC 1122 do. The
+	 * closer's peek said (enum teardown_start); a reset it took is the
+	 * peer's (SO_ERROR no longer shows it). */
+	enum teardown_start start = e->held.start;
+	if (start == START_UNKNOWN) {
+		int unread = probe_unread(fd);
+		start = unread > 0 ? START_UNREAD
+			: unread == -ECONNRESET || unread == -EPIPE ? START_PEER_RESET
+			: unread == 0 ? START_PEER_CLOSED : START_PEER_OPEN;
+	}
+	if (start == START_UNREAD || start == START_PEER_RESET) {
+		release(fd, start == START_UNREAD ? OUTCOME_UNREAD_DATA : OUTCOME_PEER_RESET);
 		return;
 	}
-	bool peer_closed = unread == 0;
+	bool peer_closed = start == START_PEER_CLOSED || start == START_SHUT_DOWN;
 	/* Data segments counted from here tell data-after-close from a peer's
 	 * reset; the closer counted them if it read TCP_INFO (a socket it did
 	 * not know to be connected), else they are counted here when the
@@ -252,7 +257,7 @@ static void adopt(int fd)
 	 * connection already over (both FINs, or a reset) answers ENOTCONN:
 	 * its outcome now. A listener stops listening here and is released at
 	 * its first look. */
-	int rc = raw_shutdown(fd, SHUT_RDWR);
+	int rc = start == START_SHUT_DOWN ? 0 : raw_shutdown(fd, SHUT_RDWR);
 	if (rc == -ENOTCONN) {
 		check_teardown(fd);
 		return;
@@ -263,7 +268,8 @@ static void adopt(int fd)
 		return;
 	}
 	e->held.adopted = true;
-	if (peer_closed && over_at_shutdown(fd))
+	/* The closer that shut it down already looked, and missed. */
+	if (peer_closed && start != START_SHUT_DOWN && over_at_shutdown(fd))
 		return;
 	/* A peer that has not closed yet usually holds back its ACK of our FIN
 	 * (delayed ACK) until it closes too: look again at the next round, or
@@ -353,7 +359,7 @@ void held_copies_move(int fd)
 	e->held.row = old->held.row;
 	e->held.deadline_kind = old->held.deadline_kind;
 	e->held.linger_on = old->held.linger_on;
-	e->held.unread_by_ioctl = old->held.unread_by_ioctl;
+	e->held.start = old->held.start;
 	e->held.adopted = old->held.adopted;
 	e->held.heap_index = old->held.heap_index;
 	atomic_fetch_add(&e->held.generation, 1);

@@ -1,7 +1,7 @@
 /* test_injected_failures.c: §6 under failing system calls and limits: a
  * system call the library uses refused by a seccomp policy (epoll_create1,
- * eventfd2, fcntl(F_DUPFD_CLOEXEC)), no descriptor to spare (EMFILE), and
- * RLIMIT_NOFILE lowered or raised at run time. Every case must end with the
+ * eventfd2, fcntl(F_DUPFD_CLOEXEC), getsockopt(IPPROTO_TCP)), no descriptor
+ * to spare (EMFILE), and RLIMIT_NOFILE lowered or raised at run time. Every case must end with the
  * kernel's result for the application's call and exactly the application's
  * descriptors, and a graceful close stays graceful (every byte, then EOF).
  * Check forks each case, so a filter or a limit stays in its case. */
@@ -10,6 +10,8 @@
 #include <fcntl.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <stddef.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -107,6 +109,34 @@ START_TEST(no_copy_means_the_kernels_graceful_close)
 }
 END_TEST
 
+/* The peer closed first, and getsockopt(IPPROTO_TCP) is refused: the
+ * close sends the FIN itself but cannot see it acknowledged, so it hands
+ * the socket, already shut down, to the reaper, which cannot see it either
+ * and lets the kernel finish. The half-closed peer still gets EOF, and no
+ * descriptor stays behind. */
+START_TEST(teardown_unseen_after_the_peers_fin_is_still_graceful)
+{
+	struct lb_pair pair;
+	int baseline = lb_count_fds();
+	ck_assert(lb_pair_open(&pair, AF_INET, 0, 0) == 0);
+	ck_assert(shutdown(pair.peer, SHUT_WR) == 0);
+	char byte;
+	ck_assert(lb_poll(pair.client, POLLIN, SH_DRAIN_MS) > 0 && recv(pair.client, &byte, 1, 0) == 0);
+	refuse(__NR_getsockopt, IPPROTO_TCP, EPERM);
+	errno = SH_ERRNO_SENTINEL;
+	int rc = close(pair.client);
+	ck_assert_msg(rc == 0 && errno == SH_ERRNO_SENTINEL, "close(): %d, errno %d", rc, errno);
+	pair.client = -1;
+	struct lb_drain_result r;
+	lb_drain_now(pair.peer, SH_DRAIN_MS, &r);
+	ck_assert_msg(r.end == LB_END_EOF && r.bytes == 0, "the half-closed peer got %llu bytes, then %s",
+		      (unsigned long long)r.bytes, lb_end_name(r.end));
+	lb_pair_close(&pair);
+	int now = lb_wait_fd_count(baseline, SETTLE_MS);
+	ck_assert_msg(now == baseline, "%d descriptors open, %d before", now, baseline);
+}
+END_TEST
+
 /* Every number up to the limit taken: no copy can be made (EMFILE). */
 START_TEST(no_descriptor_to_spare_means_the_kernels_graceful_close)
 {
@@ -181,6 +211,7 @@ static Suite *injected_failures_suite(void)
 	TCase *refused = tcase_create("refused_system_calls");
 	tcase_add_loop_test(refused, no_channel_means_the_kernels_graceful_close, 0, 4);
 	tcase_add_loop_test(refused, no_copy_means_the_kernels_graceful_close, 0, 2);
+	tcase_add_test(refused, teardown_unseen_after_the_peers_fin_is_still_graceful);
 	suite_add_tcase(s, refused);
 	TCase *limits = tcase_create("descriptor_limits");
 	tcase_add_test(limits, no_descriptor_to_spare_means_the_kernels_graceful_close);
