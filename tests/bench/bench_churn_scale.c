@@ -408,11 +408,11 @@ int main(int argc, char **argv)
 		cpu_bound = (cpu[WITHOUT] + client[WITHOUT]) / (cpu[WITH] + client[WITH]);
 		printf("   %-34s %25s %8.3f\n", "CPU-bound ratio (client+server CPU)", "", cpu_bound);
 		printf("   client errors (short payload, reset, refused): %ld\n", errors);
+		/* Issue 12's target: the median of the per-run ratios. */
 		printf("RESULT churn connections=%ld in_flight=%ld throughput_ratio=%.3f"
-		       " (target>=0.90 %s) per_run_ratio=%.3f server_cpu_us=%.2f/%.2f"
-		       " cpu_bound_ratio=%.3f\n", connections, concurrency, ratio,
-		       ratio >= 0.90 ? "met" : "MISSED", pair_ratio, cpu[WITHOUT], cpu[WITH],
-		       cpu_bound);
+		       " per_run_ratio=%.3f (target>=0.95 %s) server_cpu_us=%.2f/%.2f"
+		       " cpu_bound_ratio=%.3f\n", connections, concurrency, ratio, pair_ratio,
+		       pair_ratio >= 0.95 ? "met" : "MISSED", cpu[WITHOUT], cpu[WITH], cpu_bound);
 	}
 	return errors ? 1 : 0;
 }

@@ -108,12 +108,21 @@ size_t parse_list(const char *prog, const char *option, const char *text, long m
 	return n;
 }
 
+#define NOFILE_WANTED 262144
+
 long raise_nofile_limit(void)
 {
 	struct rlimit lim;
 
 	if (getrlimit(RLIMIT_NOFILE, &lim) != 0)
 		return -1;
+	/* Room for 100,000 held sockets with their peers where we may raise
+	 * the hard limit (root, up to fs.nr_open); else the soft one to it. */
+	if (lim.rlim_max != RLIM_INFINITY && lim.rlim_max < NOFILE_WANTED) {
+		struct rlimit more = { NOFILE_WANTED, NOFILE_WANTED };
+		if (setrlimit(RLIMIT_NOFILE, &more) == 0)
+			lim = more;
+	}
 	lim.rlim_cur = lim.rlim_max;
 	setrlimit(RLIMIT_NOFILE, &lim);
 	getrlimit(RLIMIT_NOFILE, &lim);

@@ -25,7 +25,8 @@ long parse_long(const char *prog, const char *option, const char *text, long min
 size_t parse_list(const char *prog, const char *option, const char *text, long min, long max,
 		  long *out, size_t max_count);
 
-/* Raises the soft RLIMIT_NOFILE to the hard limit; returns the new soft limit. */
+/* Raises RLIMIT_NOFILE: both limits to 262,144 where allowed (root), else
+ * the soft one to the hard one; returns the new soft limit. */
 long raise_nofile_limit(void);
 
 /* Our environment without LD_PRELOAD and WSPCLOSE_*, plus "LD_PRELOAD=library" when library
