@@ -193,9 +193,13 @@ static void teardown_gate_note(bool over)
  * wake-up); false with the FIN sent, for the reaper to wait on. */
 static bool teardown_now(struct close_request *r)
 {
-	if (raw_shutdown(r->fd, SHUT_RDWR) != 0)
+	/* ENOTCONN: both FINs are through already (the peer's end is gone,
+	 * ours is in TIME_WAIT or CLOSE); nothing is left to tear down. */
+	int rc = raw_shutdown(r->fd, SHUT_RDWR);
+	if (rc != 0 && rc != -ENOTCONN)
 		return false; /* the reaper shuts it down and finds out */
-	r->start = START_SHUT_DOWN;
+	if (rc == 0)
+		r->start = START_SHUT_DOWN;
 	struct tcp_snapshot snap;
 	if (probe_tcp_snapshot(r->fd, &snap) != 0)
 		return false;
