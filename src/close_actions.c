@@ -11,6 +11,7 @@
 #include "fork_guard.h"
 #include "interleaving.h"
 #include "libc_binding.h"
+#include "look_gate.h"
 #include "monotonic.h"
 #include "raw_syscall.h"
 #include "reaper.h"
@@ -163,29 +164,10 @@ static enum teardown_start look_at_receive_side(const struct close_request *r)
 	return unread == 0 ? START_PEER_CLOSED : START_PEER_OPEN;
 }
 
-/* Whether to try the teardown in the caller: while it usually succeeds
- * (the peer's ACK of our FIN is there when shutdown() returns, as over
- * loopback); after 8 failures in a row only one close in 16 tries, until
- * one succeeds. Shared by every closing thread: relaxed atomics, for a
- * statistic only. */
-static struct {
-	_Atomic unsigned misses;
-	_Atomic unsigned skipped;
-} teardown_gate;
-
-static bool teardown_gate_open(void)
-{
-	return atomic_load_explicit(&teardown_gate.misses, memory_order_relaxed) < 8 ||
-	       atomic_fetch_add_explicit(&teardown_gate.skipped, 1, memory_order_relaxed) % 16 == 0;
-}
-
-static void teardown_gate_note(bool over)
-{
-	unsigned misses = atomic_load_explicit(&teardown_gate.misses, memory_order_relaxed);
-	if (over || misses < 8)
-		atomic_store_explicit(&teardown_gate.misses, over ? 0 : misses + 1,
-				      memory_order_relaxed);
-}
+/* Whether to try the teardown in the caller: while the peer's ACK of our
+ * FIN is usually there when shutdown() returns (as over loopback). Shared
+ * by every closing thread. */
+static struct look_gate teardown_gate;
 
 /* The peer has closed and nothing is unread: shutdown() sends our FIN,
  * which the peer usually acknowledges at once. True when the teardown is
@@ -206,7 +188,7 @@ static bool teardown_now(struct close_request *r)
 	r->tcp_state = snap.state;
 	r->data_segs_in = snap.data_segs_in;
 	bool over = !tcp_state_is_draining(snap.state);
-	teardown_gate_note(over);
+	look_gate_note(&teardown_gate, over);
 	if (!over)
 		return false;
 	/* CLOSE is also what a reset leaves: only a trace or the statistics
@@ -236,7 +218,7 @@ int close_action_hand_off(struct close_request *r, const struct close_plan *plan
 		return close_gracefully_now(r);
 	r->start = look_at_receive_side(r);
 	if (r->start == START_PEER_CLOSED && plan->action == ACTION_HAND_OFF &&
-	    !r->facts.linger_on && teardown_gate_open()) {
+	    !r->facts.linger_on && look_gate_open(&teardown_gate)) {
 		close_trace_torn_down(r); /* the socket as close() found it */
 		if (teardown_now(r)) {
 			stats_count_release(r->torn_down_outcome);

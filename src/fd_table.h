@@ -59,11 +59,10 @@ enum fd_state_bits {
 /* How a held copy ends when its deadline passes. */
 enum held_deadline { DEADLINE_GRACE, DEADLINE_LINGER };
 
-/* What the closing thread already learnt about a copy's teardown, so that
- * the reaper does not ask again (close_actions.c). */
+/* What the closing thread learnt about a copy's teardown before handing it
+ * off (close_actions.c), so that the reaper does not ask again. */
 enum teardown_start {
-	START_UNKNOWN,     /* nothing: the reaper peeks (or uses SIOCINQ) */
-	START_PEER_OPEN,   /* a peek found nothing unread and no FIN */
+	START_PEER_OPEN,   /* nothing unread, no FIN (or SIOCINQ: FIN unknown) */
 	START_PEER_CLOSED, /* a peek found the peer's FIN and nothing unread */
 	START_UNREAD,      /* a peek found unread data: RST */
 	START_PEER_RESET,  /* a peek took a pending reset */

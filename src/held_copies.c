@@ -10,6 +10,7 @@
 #include "fork_guard.h"
 #include "handoff.h"
 #include "interleaving.h"
+#include "look_gate.h"
 #include "monotonic.h"
 #include "raw_syscall.h"
 #include "settle_queue.h"
@@ -28,31 +29,6 @@
  * under load a dozen lines then share one write(); a quiet program sees its
  * lines 1 ms late at most. */
 #define TRACE_BATCH_NS NS_PER_MS
-
-/* A look at a teardown that pays off only in some conditions (a peer over
- * loopback, a peer that closes at once): taken while it pays; after
- * LOOK_MISSES_TO_PAUSE misses in a row only every LOOK_RETRY_EVERY-th one
- * is taken, until one succeeds again. A missed look costs one TCP_INFO. */
-#define LOOK_MISSES_TO_PAUSE 8
-#define LOOK_RETRY_EVERY 16
-
-struct look_gate {
-	unsigned misses;
-	unsigned skipped;
-};
-
-static bool gate_open(struct look_gate *g)
-{
-	return g->misses < LOOK_MISSES_TO_PAUSE || ++g->skipped % LOOK_RETRY_EVERY == 0;
-}
-
-static void gate_note(struct look_gate *g, bool hit)
-{
-	if (hit)
-		g->misses = 0;
-	else if (g->misses < LOOK_MISSES_TO_PAUSE)
-		g->misses++;
-}
 
 static struct {
 	struct deadline_heap deadlines;
@@ -196,7 +172,7 @@ static bool watch(int fd, struct fd_entry *e)
  * or not (false: register it now). */
 static bool settle(int fd, struct fd_entry *e)
 {
-	return gate_open(&held.next_round) && settle_queue_add(event_token(fd, e));
+	return look_gate_open(&held.next_round) && settle_queue_add(event_token(fd, e));
 }
 
 static void look_at_settled(uint64_t token)
@@ -205,7 +181,7 @@ static void look_at_settled(uint64_t token)
 	if (!held_copy_is_live(token))
 		return; /* released meanwhile (its deadline), or moved */
 	bool over = check_teardown(fd);
-	gate_note(&held.next_round, over);
+	look_gate_note(&held.next_round, over);
 	if (!over && !watch(fd, fd_table_entry(fd)))
 		release(fd, OUTCOME_NO_ROOM);
 }
@@ -214,10 +190,10 @@ static void look_at_settled(uint64_t token)
  * acknowledges our FIN at once, so over loopback it is usually done. */
 static bool over_at_shutdown(int fd)
 {
-	if (!gate_open(&held.at_shutdown))
+	if (!look_gate_open(&held.at_shutdown))
 		return false;
 	bool over = check_teardown(fd);
-	gate_note(&held.at_shutdown, over);
+	look_gate_note(&held.at_shutdown, over);
 	return over;
 }
 
@@ -234,12 +210,6 @@ static void adopt(int fd)
 	 * closer's peek said (enum teardown_start); a reset it took is the
 	 * peer's (SO_ERROR no longer shows it). */
 	enum teardown_start start = e->held.start;
-	if (start == START_UNKNOWN) {
-		int unread = probe_unread(fd);
-		start = unread > 0 ? START_UNREAD
-			: unread == -ECONNRESET || unread == -EPIPE ? START_PEER_RESET
-			: unread == 0 ? START_PEER_CLOSED : START_PEER_OPEN;
-	}
 	if (start == START_UNREAD || start == START_PEER_RESET) {
 		release(fd, start == START_UNREAD ? OUTCOME_UNREAD_DATA : OUTCOME_PEER_RESET);
 		return;
