@@ -1,5 +1,5 @@
 # tests/bench/bench_lib.sh: shell functions the churn benchmarks share
-# (sourced by bench_trace_cost.sh and bench_teardown.sh).
+# (sourced by bench_trace_cost.sh, bench_teardown.sh and bench_nginx.sh).
 
 # CPU seconds (user + system) of the children of a shell, from the second
 # line of its times builtin's output in FILE ("0m1.250000s 0m0.500000s").
@@ -13,4 +13,11 @@ children_cpu() {
 		}
 		printf "%.6f\n", total
 	}' "$1"
+}
+
+# The median of the numbers on stdin, one per line (0 when there are none).
+median_of_lines() {
+	sort -n | awk '{ v[NR] = $1 } END {
+		if (NR == 0) { print 0; exit }
+		if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }

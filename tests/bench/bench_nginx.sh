@@ -53,6 +53,7 @@ trap 'exit 143' TERM
 mkdir -p "$work/www"
 head -c 612 /dev/zero | tr '\0' 'n' >"$work/www/index.html"
 ticks=$(getconf CLK_TCK)
+. "$(dirname "$0")/bench_lib.sh"
 
 # A port nothing listens on.
 port=
@@ -124,11 +125,6 @@ one_run() {
 		'BEGIN { printf "%d %.2f\n", r, (b - a) / t * 1e6 / r }'
 }
 
-median() {
-	sort -n | awk '{ v[NR] = $1 } END {
-		if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
-}
-
 echo "$me: nginx (1 worker), wrk -t1 -c4 -d${seconds}s 'Connection: close', $rounds rounds alternating"
 round=1
 while [ "$round" -le "$rounds" ]; do
@@ -145,11 +141,11 @@ while [ "$round" -le "$rounds" ]; do
 done
 
 printf '\n%-34s %12s %12s\n' "median of $rounds rounds" "plain" "libwspclose"
-printf '%-34s %12s %12s\n' "requests per run" "$(median <"$work/requests.plain")" \
-	"$(median <"$work/requests.lib")"
-printf '%-34s %12s %12s\n' "server CPU per request, us" "$(median <"$work/cpu.plain")" \
-	"$(median <"$work/cpu.lib")"
-ratio=$(median <"$work/ratio")
+printf '%-34s %12s %12s\n' "requests per run" "$(median_of_lines <"$work/requests.plain")" \
+	"$(median_of_lines <"$work/requests.lib")"
+printf '%-34s %12s %12s\n' "server CPU per request, us" "$(median_of_lines <"$work/cpu.plain")" \
+	"$(median_of_lines <"$work/cpu.lib")"
+ratio=$(median_of_lines <"$work/ratio")
 sort -n "$work/ratio" | awk -v m="$ratio" '{ v[NR] = $1 } END {
 	printf "RESULT nginx server CPU per request with/without: %.3f (per-round range %.3f-%.3f; target <= 1.10: %s)\n",
 		m, v[1], v[NR], m <= 1.10 ? "met" : "MISSED" }'

@@ -115,12 +115,6 @@ counted_run() {
 	esac >"$work/$2.$1.calls"
 }
 
-median() {
-	sort -n | awk '{ v[NR] = $1 } END {
-		if (NR == 0) { print 0; exit }
-		if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
-}
-
 # per_connection CONFIG CALL: median over the rounds of CALL's count / connections.
 per_connection() {
 	r=1
@@ -128,7 +122,7 @@ per_connection() {
 		awk -v c="$2" -v n="$connections" '$1 == c { x = $2 } END { printf "%.3f\n", x / n }' \
 			"$work/$r.$1.calls"
 		r=$((r + 1))
-	done | median
+	done | median_of_lines
 }
 
 echo "$me: churn, $connections connections per run, $rounds rounds, plain and" \
@@ -159,8 +153,8 @@ for call in $calls total; do
 done
 p_total=$(per_connection plain total)
 l_total=$(per_connection lib total)
-cpu_p=$(median <"$work/cpu.plain")
-cpu_l=$(median <"$work/cpu.lib")
+cpu_p=$(median_of_lines <"$work/cpu.plain")
+cpu_l=$(median_of_lines <"$work/cpu.lib")
 awk -v p="$p_total" -v l="$l_total" -v cp="$cpu_p" -v cl="$cpu_l" 'BEGIN {
 	calls = (l - p) / 2
 	cpu = (cl - cp) / 2
