@@ -17,6 +17,7 @@
 #include "reaper.h"
 #include "stats.h"
 #include "tcp_probe.h"
+#include "trace.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -164,36 +165,52 @@ static enum teardown_start look_at_receive_side(const struct close_request *r)
 	return unread == 0 ? START_PEER_CLOSED : START_PEER_OPEN;
 }
 
-/* Whether to try the teardown in the caller: while the peer's ACK of our
- * FIN is usually there when shutdown() returns (as over loopback). Shared
- * by every closing thread. */
+/* Whether to look at the teardown right after the shutdown: while the
+ * peer's ACK of our FIN is usually there when shutdown() returns (as over
+ * loopback, for a peer that had closed first). Shared by every closing
+ * thread. */
 static struct look_gate teardown_gate;
 
-/* The peer has closed and nothing is unread: shutdown() sends our FIN,
- * which the peer usually acknowledges at once. True when the teardown is
- * then over (the number is closed with nothing held, no hand-off, no
- * wake-up); false with the FIN sent, for the reaper to wait on. */
-static bool teardown_now(struct close_request *r)
+static bool outcomes_observed(void)
+{
+	return trace_enabled() || stats_report_wanted();
+}
+
+/* Sends our FIN from the caller, as the kernel's close() would: shutdown()
+ * queues it behind the data and returns without waiting, and threads
+ * blocked on the socket return. `look`: read TCP_INFO at once, for a peer
+ * that usually acknowledges at once. True when the teardown is then over
+ * and may end here (linger off: the number is closed with nothing held);
+ * false to hand the copy off, shut down (START_SHUT_DOWN: only the ACK is
+ * waited for), or as it was when shutdown() failed (the reaper tries). */
+static bool shut_down_in_caller(struct close_request *r, bool look, bool may_end_here)
 {
 	/* ENOTCONN: both FINs are through already (the peer's end is gone,
-	 * ours is in TIME_WAIT or CLOSE); nothing is left to tear down. */
+	 * ours is in TIME_WAIT or CLOSE), or a reset came; nothing is left to
+	 * tear down. */
 	int rc = raw_shutdown(r->fd, SHUT_RDWR);
 	if (rc != 0 && rc != -ENOTCONN)
-		return false; /* the reaper shuts it down and finds out */
-	if (rc == 0)
+		return false;
+	if (rc == 0) {
 		r->start = START_SHUT_DOWN;
+		/* Data segments counted from here tell the reaper data after
+		 * close from the peer's own reset. */
+		if (!look && !outcomes_observed())
+			return false;
+	}
 	struct tcp_snapshot snap;
 	if (probe_tcp_snapshot(r->fd, &snap) != 0)
 		return false;
 	r->tcp_state = snap.state;
 	r->data_segs_in = snap.data_segs_in;
 	bool over = !tcp_state_is_draining(snap.state);
-	look_gate_note(&teardown_gate, over);
-	if (!over)
+	if (look)
+		look_gate_note(&teardown_gate, over);
+	if (!over || !may_end_here)
 		return false;
 	/* CLOSE is also what a reset leaves: only a trace or the statistics
 	 * tell them apart (as the reaper does). */
-	int error = snap.state == TCP_STATE_CLOSE && (trace_enabled() || stats_report_wanted())
+	int error = snap.state == TCP_STATE_CLOSE && outcomes_observed()
 		    ? probe_socket_error(r->fd) : 0;
 	r->torn_down = true;
 	r->torn_down_state = snap.state;
@@ -202,13 +219,13 @@ static bool teardown_now(struct close_request *r)
 	return true;
 }
 
-/* G1, G2, W2 and the implicit linger closes: an O_CLOEXEC copy high in the
- * descriptor space goes to the reaper, and the application's number is
- * given up at once. The closing thread looks at the receive side (one
- * peek); when the peer had closed first it also sends the FIN, and if the
- * peer acknowledged it at once it is done. The rest (the shutdown that
- * sends the FIN and wakes blocked threads, waiting for the ACK) is the
- * reaper's, so the closing thread pays a few microseconds. */
+/* G1, G2, W2 and the implicit linger closes. The closing thread looks at
+ * the receive side (one peek) and, unless an RST is owed, sends the FIN
+ * itself (shutdown); when the peer had closed first it also looks whether
+ * the peer acknowledged at once, and if so it is done. Otherwise an
+ * O_CLOEXEC copy high in the descriptor space goes to the reaper, which
+ * only waits for the ACK (or sends the RST), and the application's number
+ * is given up at once. */
 int close_action_hand_off(struct close_request *r, const struct close_plan *plan)
 {
 	fd_table_leave_epoll_sets(r->fd, r->entry);
@@ -217,10 +234,13 @@ int close_action_hand_off(struct close_request *r, const struct close_plan *plan
 	if (r->state & FD_STALE_EPOLL)
 		return close_gracefully_now(r);
 	r->start = look_at_receive_side(r);
-	if (r->start == START_PEER_CLOSED && plan->action == ACTION_HAND_OFF &&
-	    !r->facts.linger_on && look_gate_open(&teardown_gate)) {
-		close_trace_torn_down(r); /* the socket as close() found it */
-		if (teardown_now(r)) {
+	if (r->start == START_PEER_OPEN || r->start == START_PEER_CLOSED) {
+		bool may_end_here = plan->action == ACTION_HAND_OFF && !r->facts.linger_on;
+		bool look = may_end_here && r->start == START_PEER_CLOSED &&
+			    look_gate_open(&teardown_gate);
+		close_trace_before_shutdown(r, look); /* the socket as close() found it */
+		if (shut_down_in_caller(r, look, may_end_here)) {
+			close_trace_degraded(r); /* described, if not yet (ENOTCONN) */
 			stats_count_release(r->torn_down_outcome);
 			return close_give_up_number(r);
 		}
@@ -261,7 +281,7 @@ int close_action_hand_off(struct close_request *r, const struct close_plan *plan
 	}
 	/* Recorded before the reaper can see the copy (and release it). */
 	close_trace_hand_off(r, plan, copy, rc);
-	reaper_hand_off(copy);
+	reaper_hand_off(copy, r->start != START_SHUT_DOWN);
 	return rc;
 }
 

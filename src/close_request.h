@@ -70,7 +70,7 @@ void close_trace_hand_off(struct close_request *r, const struct close_plan *plan
 			  int rc);
 void close_trace_degraded(struct close_request *r);
 /* Before a teardown inside the call: describes the socket as it is. */
-void close_trace_torn_down(struct close_request *r);
+void close_trace_before_shutdown(struct close_request *r, bool full);
 void close_trace_finish(struct close_request *r, const struct close_plan *plan, int rc,
 			int error);
 /* What-if mode (WSPCLOSE_PASSTHROUGH=1): Linux semantics, traced with what

@@ -9,6 +9,7 @@
 #include "tcp_probe.h"
 
 #include <errno.h>
+#include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -80,13 +81,23 @@ static void read_changing_facts(struct close_request *r, int fd)
 	r->pending_bytes = pending < 0 ? -1 : pending; /* a listener has none: EINVAL */
 }
 
+/* What cannot change while the socket lives, and O_NONBLOCK. */
+static void describe_identity(struct close_request *r, int fd)
+{
+	char remote[sizeof r->described.remote];
+	memcpy(remote, r->described.remote, sizeof remote);
+	trace_describe_identity(fd, &r->described);
+	if (r->described.remote[0] == '\0') /* gone: the one read before the shutdown */
+		memcpy(r->described.remote, remote, sizeof remote);
+	r->facts.nonblocking = probe_nonblocking(fd) == 1;
+}
+
 /* A traced close shows every fact, not only those its row needed; read
  * from fd (the application's number, or the held copy) after deciding. */
 static void describe(struct close_request *r, int fd)
 {
 	int saved = errno;
-	trace_describe_identity(fd, &r->described);
-	r->facts.nonblocking = probe_nonblocking(fd) == 1;
+	describe_identity(r, fd);
 	read_changing_facts(r, fd);
 	r->described_fully = true;
 	errno = saved;
@@ -118,9 +129,24 @@ void close_trace_degraded(struct close_request *r)
 		describe(r, r->fd);
 }
 
-void close_trace_torn_down(struct close_request *r)
+/* Before the closer's shutdown: once both FINs are through, the socket
+ * has no peer address left to read, and that may be before the reaper
+ * takes the copy. `full`: the line may be written here (the teardown may
+ * end in the call); otherwise only the peer's address is kept, for the
+ * reaper's line. */
+void close_trace_before_shutdown(struct close_request *r, bool full)
 {
-	close_trace_degraded(r);
+	if (!r->tracing)
+		return;
+	int saved = errno;
+	if (full) {
+		/* The changing facts were read by close_trace_prepare(). */
+		describe_identity(r, r->fd);
+		r->described_fully = true;
+	} else {
+		trace_describe_peer(r->fd, &r->described);
+	}
+	errno = saved;
 }
 
 /* Without a record for the reaper, the line is written now from the copy,
@@ -135,7 +161,8 @@ void close_trace_hand_off(struct close_request *r, const struct close_plan *plan
 		r->traced = true;
 		return;
 	}
-	describe(r, copy);
+	if (!r->described_fully)
+		describe(r, copy);
 	write_close_line(r, *plan, rc, 0, NULL);
 }
 
@@ -146,12 +173,15 @@ void close_trace_finish(struct close_request *r, const struct close_plan *plan, 
 		return;
 	if (!r->described_fully && !r->number_given_up)
 		describe(r, r->fd);
-	write_close_line(r, *plan, rc, error, NULL);
+	if (!r->torn_down) {
+		write_close_line(r, *plan, rc, error, NULL);
+		return;
+	}
 	/* Its release line follows at once, as a held copy's would later. */
-	if (r->torn_down)
-		trace_release(r->fd, r->described.inode, r->final_row,
-			      held_outcome_name(r->torn_down_outcome), r->torn_down_state,
-			      monotonic_ns() - r->started_ns);
+	struct trace_close ev = close_event(r, *plan, rc, error, NULL);
+	trace_close_and_release(&ev, r->described.inode, held_outcome_name(r->torn_down_outcome),
+				r->torn_down_state, monotonic_ns() - r->started_ns);
+	r->traced = true;
 }
 
 /* Linux semantics, traced with what Windows would have done; the rows that

@@ -4,6 +4,7 @@
 #include "fd_table.h"
 #include "fork_guard.h"
 #include "interleaving.h"
+#include "monotonic.h"
 #include "raw_syscall.h"
 #include "tcp_probe.h"
 #include "waiting.h"
@@ -32,7 +33,7 @@ static struct {
 	_Atomic int wakers;
 	_Atomic int32_t head;
 	_Atomic long held;
-	_Atomic int idle;
+	_Atomic int64_t wakes_by;
 } handoff = { .epoll_fd = -1, .wake_fd = -1, .head = -1 };
 
 /* Raised while this thread creates the channel or is inside wake_reaper()
@@ -167,7 +168,7 @@ void handoff_unreserve(void)
 		handoff_wake_reaper();
 }
 
-void handoff_push(int copy_fd)
+void handoff_push(int copy_fd, bool urgent)
 {
 	struct fd_entry *e = fd_table_entry(copy_fd);
 	int32_t head = atomic_load(&handoff.head);
@@ -175,8 +176,10 @@ void handoff_push(int copy_fd)
 		atomic_store_explicit(&e->next_handoff, head, memory_order_relaxed);
 	} while (!atomic_compare_exchange_weak(&handoff.head, &head, copy_fd));
 	interleaving_point();
-	/* I3: a reaper that is not idle looks at the stack before it sleeps. */
-	if (atomic_load(&handoff.idle))
+	/* I3: a busy reaper looks at the stack before it sleeps; a sleeping
+	 * one is woken unless it wakes soon enough by itself. */
+	int64_t wakes_by = atomic_load(&handoff.wakes_by);
+	if (wakes_by != 0 && (urgent || wakes_by > monotonic_ns() + HANDOFF_LAZY_WAKE_NS))
 		handoff_wake_reaper();
 }
 
@@ -240,13 +243,15 @@ int handoff_wake_fd(void)
 
 int handoff_begin_wait(int timeout_ms)
 {
-	atomic_store(&handoff.idle, 1);
+	/* Never 0 while waiting: a timeout of 0 is a time, now. */
+	atomic_store(&handoff.wakes_by, timeout_ms < 0 ? INT64_MAX
+				       : monotonic_ns() + (int64_t)timeout_ms * NS_PER_MS);
 	return atomic_load(&handoff.head) >= 0 ? 0 : timeout_ms;
 }
 
 void handoff_end_wait(void)
 {
-	atomic_store(&handoff.idle, 0);
+	atomic_store(&handoff.wakes_by, 0);
 }
 
 bool handoff_has_copies(void)
@@ -305,6 +310,6 @@ void handoff_forget_after_fork(void)
 	atomic_store(&handoff.head, -1);
 	atomic_store(&handoff.wakers, 0);
 	atomic_store(&handoff.held, 0);
-	atomic_store(&handoff.idle, 0);
+	atomic_store(&handoff.wakes_by, 0);
 	busy_here = 0;
 }

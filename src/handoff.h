@@ -12,7 +12,9 @@
  *             through fd_entry.next_handoff): closers push, the reaper takes
  *             the whole stack at once
  *   wakers    closers between reading `channel` and writing the eventfd
- *   idle      the reaper is about to sleep in epoll_pwait()
+ *   wakes_by  0 while the reaper is busy; once it is about to sleep in
+ *             epoll_pwait(), when it wakes by itself (CLOCK_MONOTONIC ns,
+ *             INT64_MAX: only when woken)
  *
  * Invariants:
  *   I1 A closer reserves (held+1, channel READY) before it makes its copy,
@@ -21,12 +23,15 @@
  *   I2 The reaper closes the channel only with held == 0 and wakers == 0:
  *      no closer ever writes to an eventfd number that is no longer ours.
  *   I3 Every push is followed by a look at the stack without waiting for
- *      another closer: the reaper raises `idle`, then looks at the stack
- *      (and does not sleep if it holds anything); a closer pushes, then
- *      looks at `idle` and wakes the reaper if it is raised. One of them
- *      sees the other, so a copy never waits for a wake-up that no one
- *      sends, a stalled pusher delays no one, and a reaper that is busy
- *      is sent no wake-up at all.
+ *      another closer, at once for an urgent copy and within
+ *      HANDOFF_LAZY_WAKE_NS for one the closer already shut down: the
+ *      reaper sets `wakes_by`, then looks at the stack (and does not sleep
+ *      if it holds anything); a closer pushes, then reads `wakes_by` and
+ *      wakes the reaper if it sleeps and, for a lazy copy, would not wake
+ *      by itself in time. One of them sees the other, so a copy never
+ *      waits for a wake-up that no one sends, a stalled pusher delays no
+ *      one, and a reaper that is busy, or wakes soon anyway (its settle
+ *      queue, under churn), is sent no wake-up at all.
  *   I4 A wake-up is never owed to a copy the reaper already took: an extra
  *      eventfd token only costs a spurious wake-up (no flag can go stale).
  *   I5 A thread interrupted by a signal inside the protocol (opening the
@@ -52,8 +57,14 @@
 bool handoff_reserve(long max_held);
 /* Gives a reservation back (no copy was made). */
 void handoff_unreserve(void);
-/* Gives the reaper a reserved copy whose entry is filled in. */
-void handoff_push(int copy_fd);
+/* How late a lazy copy may be looked at: the reaper's own timed rounds
+ * (settle_queue.h) come at least this often while copies settle. */
+#define HANDOFF_LAZY_WAKE_NS (2 * 1000 * 1000)
+
+/* Gives the reaper a reserved copy whose entry is filled in. `urgent`: it
+ * has something to do at once (the copy is not shut down yet, or owes an
+ * RST); otherwise only its release waits on the reaper. */
+void handoff_push(int copy_fd, bool urgent);
 /* Wakes the reaper (also for a request other than a hand-off). */
 void handoff_wake_reaper(void);
 /* This thread is inside the protocol (a signal handler interrupted it). */
@@ -72,8 +83,8 @@ bool handoff_close_channel_if_idle(void);
 /* The channel's descriptors, while READY. */
 int handoff_epoll_fd(void);
 int handoff_wake_fd(void);
-/* Marks the reaper idle: returns the epoll_pwait() timeout to use
- * (`timeout_ms`, or 0 when copies wait on the stack). */
+/* Publishes when the reaper wakes by itself: returns the epoll_pwait()
+ * timeout to use (`timeout_ms`, or 0 when copies wait on the stack). */
 int handoff_begin_wait(int timeout_ms);
 void handoff_end_wait(void);
 /* Copies wait on the stack. */

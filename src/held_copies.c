@@ -1,6 +1,7 @@
 /* held_copies.c: what happens to each held copy in the reaper thread (§3):
- * adoption (RST for unread data, else shutdown, then a look right away, a
- * look at the next round, or registration), its events, its deadline, its
+ * adoption (RST for unread data, else the shutdown when the closer could
+ * not make it, then a look once the copy has settled, or registration),
+ * its events, its deadline, its
  * release and trace lines, and its move when the application dup2()s onto
  * its number. The reaper thread's alone. */
 #include "held_copies.h"
@@ -35,11 +36,8 @@ static struct {
 	/* Released while tracing, their lines collected but not yet written:
 	 * an exit waiting for the teardowns (the exit report) waits for them. */
 	_Atomic long untold_releases;
-	/* Right after the shutdown of a copy whose peer had closed its side:
-	 * its ACK of our FIN is often there by the time shutdown() returns. */
-	struct look_gate at_shutdown;
-	/* At the end of the next round (settle_queue.h). */
-	struct look_gate next_round;
+	/* After settling (settle_queue.h). */
+	struct look_gate settled;
 } held;
 
 /* ---------------------------------------------------------------- release */
@@ -168,11 +166,11 @@ static bool watch(int fd, struct fd_entry *e)
 	return raw_syscall(SYS_epoll_ctl, handoff_epoll_fd(), EPOLL_CTL_ADD, fd, &ev) == 0;
 }
 
-/* A copy shut down this round, looked at the end of the next one (true),
- * or not (false: register it now). */
+/* A copy shut down, looked at once it has settled (true), or not (false:
+ * register it now). */
 static bool settle(int fd, struct fd_entry *e)
 {
-	return look_gate_open(&held.next_round) && settle_queue_add(event_token(fd, e));
+	return look_gate_open(&held.settled) && settle_queue_add(event_token(fd, e));
 }
 
 static void look_at_settled(uint64_t token)
@@ -181,20 +179,9 @@ static void look_at_settled(uint64_t token)
 	if (!held_copy_is_live(token))
 		return; /* released meanwhile (its deadline), or moved */
 	bool over = check_teardown(fd);
-	look_gate_note(&held.next_round, over);
+	look_gate_note(&held.settled, over);
 	if (!over && !watch(fd, fd_table_entry(fd)))
 		release(fd, OUTCOME_NO_ROOM);
-}
-
-/* A copy just shut down whose peer had closed its side first: the peer
- * acknowledges our FIN at once, so over loopback it is usually done. */
-static bool over_at_shutdown(int fd)
-{
-	if (!look_gate_open(&held.at_shutdown))
-		return false;
-	bool over = check_teardown(fd);
-	look_gate_note(&held.at_shutdown, over);
-	return over;
 }
 
 /* A new held copy, from the stack. */
@@ -214,7 +201,6 @@ static void adopt(int fd)
 		release(fd, start == START_UNREAD ? OUTCOME_UNREAD_DATA : OUTCOME_PEER_RESET);
 		return;
 	}
-	bool peer_closed = start == START_PEER_CLOSED || start == START_SHUT_DOWN;
 	/* Data segments counted from here tell data-after-close from a peer's
 	 * reset; the closer counted them if it read TCP_INFO (a socket it did
 	 * not know to be connected), else they are counted here when the
@@ -238,20 +224,18 @@ static void adopt(int fd)
 		return;
 	}
 	e->held.adopted = true;
-	/* The closer that shut it down already looked, and missed. */
-	if (peer_closed && start != START_SHUT_DOWN && over_at_shutdown(fd))
-		return;
 	/* A peer that has not closed yet usually holds back its ACK of our FIN
-	 * (delayed ACK) until it closes too: look again at the next round, or
-	 * wait for events. The registration is ready at once after the
-	 * shutdown: its first event looks at the teardown. */
+	 * (delayed ACK) until it closes too, and one that has closed answers
+	 * within a round trip: look once it has settled, or wait for events.
+	 * The registration is ready at once after the shutdown: its first
+	 * event looks at the teardown. */
 	if (!settle(fd, e) && !watch(fd, e))
 		release(fd, OUTCOME_NO_ROOM);
 }
 
 void held_copies_end_round(void)
 {
-	settle_queue_end_round(look_at_settled);
+	settle_queue_end_round(monotonic_ns(), look_at_settled);
 }
 
 void held_copies_adopt_handed_off(void)
@@ -296,8 +280,9 @@ int held_copies_timeout_ms(int64_t now, int64_t flush_due)
 	int64_t until = first != NULL ? first->deadline_ns : INT64_MAX;
 	if (flush_due < until)
 		until = flush_due;
-	if (settle_queue_has_due() && until > now + SETTLE_QUEUE_WAIT_MS * NS_PER_MS)
-		until = now + SETTLE_QUEUE_WAIT_MS * NS_PER_MS;
+	int64_t settled_at = settle_queue_due_at();
+	if (settled_at < until)
+		until = settled_at;
 	if (until == INT64_MAX)
 		return -1; /* nothing to time: sleep until an event */
 	int64_t left = until - now;

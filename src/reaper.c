@@ -1,5 +1,5 @@
 /* reaper.c: the reaper thread and its rounds. Held copies wait in the
- * settle queue for one round, or in an edge-triggered epoll set
+ * settle queue for about a millisecond, or in an edge-triggered epoll set
  * (EPOLLIN|EPOLLRDHUP and no EPOLLOUT: it fires on TCP state changes, not
  * on data ACKs), and in a deadline heap; they are released when our FIN is
  * acknowledged, the peer resets, or the deadline passes (RST). Copies
@@ -251,9 +251,9 @@ bool reaper_settling(void)
 	return handoff_held() > 0 || held_copies_untold() > 0;
 }
 
-void reaper_hand_off(int copy_fd)
+void reaper_hand_off(int copy_fd, bool urgent)
 {
-	handoff_push(copy_fd);
+	handoff_push(copy_fd, urgent);
 }
 
 bool reaper_vacate(int fd)

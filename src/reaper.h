@@ -21,7 +21,7 @@ long reaper_held_count(void);
 /* Copies still held, or released with their trace lines not yet written. */
 bool reaper_settling(void);
 /* Gives the reaper a held copy whose entry is filled in. */
-void reaper_hand_off(int copy_fd);
+void reaper_hand_off(int copy_fd, bool urgent);
 
 /* dup2()/dup3() onto one of the library's numbers: moves the library's
  * descriptor elsewhere and returns once fd is free for the application.

@@ -1,25 +1,28 @@
-/* settle_queue.c: the two rounds of settle_queue.h, as two arrays of event
- * tokens that swap roles at the end of every round. A token outlives its
- * copy harmlessly: look() checks its generation, as for an epoll event. */
+/* settle_queue.c: the settling of settle_queue.h, as two arrays of event
+ * tokens: the copies settling since the last look, and those queued after
+ * it. A token outlives its copy harmlessly: look() checks its generation,
+ * as for an epoll event. */
 #include "settle_queue.h"
+#include "monotonic.h"
 
 #include <stdlib.h>
 
 static struct {
-	uint64_t *rounds[2];
+	uint64_t *sets[2];
 	size_t len[2];
 	size_t cap;
-	int fresh; /* index of the round being filled; the other one is due */
+	int fresh;            /* index of the set being filled; the other settles */
+	int64_t settling_since; /* when the settling set was closed */
 } queue;
 
 bool settle_queue_init(size_t capacity)
 {
 	if (queue.cap != capacity) {
 		for (int i = 0; i < 2; i++) {
-			free(queue.rounds[i]);
-			queue.rounds[i] = calloc(capacity ? capacity : 1, sizeof *queue.rounds[i]);
+			free(queue.sets[i]);
+			queue.sets[i] = calloc(capacity ? capacity : 1, sizeof *queue.sets[i]);
 		}
-		queue.cap = queue.rounds[0] && queue.rounds[1] ? capacity : 0;
+		queue.cap = queue.sets[0] && queue.sets[1] ? capacity : 0;
 		if (queue.cap != capacity)
 			return false;
 	}
@@ -32,28 +35,39 @@ bool settle_queue_add(uint64_t token)
 	int fresh = queue.fresh;
 	if (queue.len[fresh] >= queue.cap)
 		return false;
-	queue.rounds[fresh][queue.len[fresh]++] = token;
+	queue.sets[fresh][queue.len[fresh]++] = token;
 	return true;
 }
 
-void settle_queue_end_round(void (*look)(uint64_t token))
+void settle_queue_end_round(int64_t now, void (*look)(uint64_t token))
 {
-	int due = 1 - queue.fresh;
-	/* look() may queue nothing here (a copy it looks at is registered or
-	 * released), so the due array is stable while it runs. */
-	for (size_t i = 0; i < queue.len[due]; i++)
-		look(queue.rounds[due][i]);
-	queue.len[due] = 0;
-	queue.fresh = due;
+	int settling = 1 - queue.fresh;
+	if (queue.len[settling] > 0) {
+		if (now - queue.settling_since < SETTLE_QUEUE_WAIT_MS * NS_PER_MS)
+			return;
+		/* look() queues nothing (a copy it looks at is registered or
+		 * released), so the set is stable while it runs. */
+		for (size_t i = 0; i < queue.len[settling]; i++)
+			look(queue.sets[settling][i]);
+		queue.len[settling] = 0;
+	}
+	if (queue.len[queue.fresh] > 0) {
+		queue.fresh = settling;
+		queue.settling_since = now;
+	}
 }
 
-bool settle_queue_has_due(void)
+int64_t settle_queue_due_at(void)
 {
-	return queue.len[1 - queue.fresh] > 0;
+	if (queue.len[1 - queue.fresh] > 0)
+		return queue.settling_since + SETTLE_QUEUE_WAIT_MS * NS_PER_MS;
+	/* Copies queued but not settling yet start at the end of this round. */
+	return queue.len[queue.fresh] > 0 ? 0 : INT64_MAX;
 }
 
 void settle_queue_forget(void)
 {
 	queue.len[0] = queue.len[1] = 0;
 	queue.fresh = 0;
+	queue.settling_since = 0;
 }

@@ -1,7 +1,9 @@
 /* trace.c: what each trace event says, and where its line goes: one write()
  * per line, or the reaper's lines collected into a few writes. Lines are
- * built by trace_line.c (hand-made, async-signal-safe). */
+ * built by trace_line.c (hand-made, async-signal-safe); a hand-off's close
+ * line waits in trace_later.c until the reaper writes it. */
 #include "trace.h"
+#include "trace_internal.h"
 #include "trace_line.h"
 #include "address_text.h"
 #include "fd_table.h"
@@ -18,6 +20,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -27,29 +30,6 @@ _Static_assert(TRACE_LINE_MAX_BYTES <= PIPE_BUF, "a collected line must fit one 
 
 static _Atomic int trace_fd = -1;
 static bool trace_json;
-
-/* A hand-off's close line until the reaper writes it (trace_close_later):
- * what only close() knows. One per descriptor number, mapped with the
- * trace and touched only where held copies live. */
-struct later_close {
-	int64_t time_ns;       /* CLOCK_REALTIME when close() decided */
-	int64_t blocked_ns;
-	int32_t tid;
-	int32_t fd;
-	int32_t linger_seconds;
-	int32_t pending;       /* SIOCOUTQ in close() */
-	int32_t result;        /* 0, or the number dup2()/dup3() returned */
-	int8_t tcp_state;      /* in close() */
-	uint8_t origin;        /* enum close_origin */
-	uint8_t row;           /* enum close_row */
-	uint8_t action;        /* enum close_action */
-	bool replaced;
-	bool by_fclose;
-	bool linger_on;
-	_Atomic bool recorded; /* set by the closer, cleared by the reaper */
-};
-static struct later_close *later_closes;
-static uint32_t later_closes_size;
 
 /* The reaper's lines, collected until it has nothing else to do. Only the
  * thread that asked for it (one reaper per process) writes here. */
@@ -73,7 +53,7 @@ static pid_t current_pid(void)
 	return pid;
 }
 
-static pid_t current_tid(void)
+pid_t trace_current_tid(void)
 {
 	if (cached_tid == 0)
 		cached_tid = (pid_t)raw_syscall(SYS_gettid);
@@ -121,15 +101,7 @@ void trace_open(const struct wspclose_config *config)
 	}
 	fd_table_set_library_owned(fd);
 	trace_fd = fd;
-	/* Without room for records, hand-off closes are traced at once. */
-	size_t size = fd_table_capacity();
-	void *p = size == 0 ? MAP_FAILED
-		  : mmap(NULL, size * sizeof(struct later_close), PROT_READ | PROT_WRITE,
-			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (p != MAP_FAILED) {
-		later_closes = p;
-		later_closes_size = (uint32_t)size;
-	}
+	trace_later_open();
 }
 
 bool trace_move_descriptor(int fd)
@@ -154,7 +126,7 @@ static void begin_line_of(struct trace_line *l, const char *event, int64_t time_
 
 static void begin_line(struct trace_line *l, const char *event)
 {
-	begin_line_of(l, event, line_realtime_ns(), current_tid());
+	begin_line_of(l, event, line_realtime_ns(), trace_current_tid());
 }
 
 static void write_out(const char *text, size_t len)
@@ -187,21 +159,30 @@ void trace_flush(void)
 	collected_since_ns = 0;
 }
 
-static void end_line(struct trace_line *l)
+static void terminate_line(struct trace_line *l)
 {
 	if (l->json)
 		line_put_str(l, "}");
 	l->text[l->len++] = '\n';
-	if (!collecting_here) {
-		write_out(l->text, l->len);
-		return;
-	}
+}
+
+static void collect_line(const struct trace_line *l)
+{
 	if (l->len > sizeof collected - collected_len)
 		trace_flush();
 	if (collected_len == 0)
 		collected_since_ns = monotonic_ns();
 	memcpy(collected + collected_len, l->text, l->len); /* a line is < PIPE_BUF */
 	collected_len += l->len;
+}
+
+static void end_line(struct trace_line *l)
+{
+	terminate_line(l);
+	if (collecting_here)
+		collect_line(l);
+	else
+		write_out(l->text, l->len);
 }
 
 /* ---------------------------------------------------------------- sockets */
@@ -224,22 +205,35 @@ const char *trace_tcp_state_name(int state)
 	}
 }
 
+/* getsockname() or getpeername(), as text ("" when it fails). */
+static void read_address(long call, int fd, char *out, size_t size)
+{
+	struct sockaddr_storage sa;
+	socklen_t len = sizeof sa;
+	if (raw_syscall(call, fd, &sa, &len) == 0)
+		format_socket_address(&sa, len, out, size);
+	else
+		out[0] = '\0';
+}
+
+void trace_describe_peer(int fd, struct trace_socket *out)
+{
+	read_address(SYS_getpeername, fd, out->remote, sizeof out->remote);
+}
+
+/* The inode and the local address. */
+void trace_describe_local(int fd, struct trace_socket *out)
+{
+	struct stat st;
+	out->inode = raw_syscall(SYS_fstat, fd, &st) == 0 ? st.st_ino : 0;
+	read_address(SYS_getsockname, fd, out->local, sizeof out->local);
+}
+
 void trace_describe_identity(int fd, struct trace_socket *out)
 {
 	int saved = errno;
-	struct stat st;
-	out->inode = raw_syscall(SYS_fstat, fd, &st) == 0 ? st.st_ino : 0;
-	struct sockaddr_storage sa;
-	socklen_t len = sizeof sa;
-	if (raw_syscall(SYS_getsockname, fd, &sa, &len) == 0)
-		format_socket_address(&sa, len, out->local, sizeof out->local);
-	else
-		out->local[0] = '\0';
-	len = sizeof sa;
-	if (raw_syscall(SYS_getpeername, fd, &sa, &len) == 0)
-		format_socket_address(&sa, len, out->remote, sizeof out->remote);
-	else
-		out->remote[0] = '\0';
+	trace_describe_local(fd, out);
+	trace_describe_peer(fd, out);
 	errno = saved;
 }
 
@@ -290,22 +284,22 @@ static void result_fields(struct trace_line *l, int result, int error)
 
 /* ---------------------------------------------------------------- events */
 
-static void write_close_line(const struct trace_close *ev, int64_t time_ns, pid_t tid)
+static void build_close_line(struct trace_line *l, const struct trace_close *ev,
+			     int64_t time_ns, pid_t tid)
 {
-	struct trace_line l;
-	begin_line_of(&l, ev->origin == CLOSE_EXPLICIT ? "close"
+	begin_line_of(l, ev->origin == CLOSE_EXPLICIT ? "close"
 			: ev->by_fclose ? "implicit-close-fclose"
 			: ev->replaced ? "implicit-close-dup2" : "implicit-close", time_ns, tid);
-	socket_fields(&l, ev->fd, ev->socket);
-	linger_field(&l, "linger", ev->facts->linger_on, ev->facts->linger_seconds);
-	line_field_bool(&l, "nonblocking", ev->facts->nonblocking);
-	line_field_int(&l, "pending", ev->pending);
-	line_field_str(&l, "row", close_row_name(ev->plan.row));
-	line_field_str(&l, "action", close_action_name(ev->plan.action));
+	socket_fields(l, ev->fd, ev->socket);
+	linger_field(l, "linger", ev->facts->linger_on, ev->facts->linger_seconds);
+	line_field_bool(l, "nonblocking", ev->facts->nonblocking);
+	line_field_int(l, "pending", ev->pending);
+	line_field_str(l, "row", close_row_name(ev->plan.row));
+	line_field_str(l, "action", close_action_name(ev->plan.action));
 	if (ev->held_fd >= 0)
-		line_field_int(&l, "held_fd", ev->held_fd);
-	line_field_ms(&l, "blocked_ms", ev->blocked_ns);
-	result_fields(&l, ev->result, ev->error);
+		line_field_int(l, "held_fd", ev->held_fd);
+	line_field_ms(l, "blocked_ms", ev->blocked_ns);
+	result_fields(l, ev->result, ev->error);
 	if (ev->windows != NULL) {
 		/* "...; Linux blocked 2.003 s" */
 		struct trace_line what = { .len = 0 };
@@ -316,77 +310,21 @@ static void write_close_line(const struct trace_close *ev, int64_t time_ns, pid_
 		line_put_padded(&what, (unsigned)(ev->blocked_ns / NS_PER_MS % 1000), 3);
 		line_put_str(&what, " s");
 		what.text[what.len] = '\0';
-		line_field_str(&l, "windows", what.text);
+		line_field_str(l, "windows", what.text);
 	}
+	}
+
+void trace_write_close_line(const struct trace_close *ev, int64_t time_ns, pid_t tid)
+{
+	struct trace_line l;
+	build_close_line(&l, ev, time_ns, tid);
 	end_line(&l);
 }
 
 void trace_close(const struct trace_close *ev)
 {
 	if (trace_enabled())
-		write_close_line(ev, line_realtime_ns(), current_tid());
-}
-
-static struct later_close *later_record(int fd)
-{
-	if (later_closes == NULL || fd < 0 || (uint32_t)fd >= later_closes_size)
-		return NULL;
-	return &later_closes[fd];
-}
-
-bool trace_close_later(int copy_fd, const struct trace_close *ev)
-{
-	struct later_close *rec = later_record(copy_fd);
-	if (rec == NULL || !trace_enabled())
-		return false;
-	rec->time_ns = line_realtime_ns();
-	rec->blocked_ns = ev->blocked_ns;
-	rec->tid = current_tid();
-	rec->fd = ev->fd;
-	rec->linger_seconds = ev->facts->linger_seconds;
-	rec->linger_on = ev->facts->linger_on;
-	rec->pending = ev->pending;
-	rec->result = ev->result;
-	rec->tcp_state = (int8_t)ev->socket->tcp_state;
-	rec->origin = (uint8_t)ev->origin;
-	rec->replaced = ev->replaced;
-	rec->by_fclose = ev->by_fclose;
-	rec->row = (uint8_t)ev->plan.row;
-	rec->action = (uint8_t)ev->plan.action;
-	/* Release: the reaper finds the copy on the hand-off stack later. */
-	atomic_store_explicit(&rec->recorded, true, memory_order_release);
-	return true;
-}
-
-uint64_t trace_close_adopted(int copy_fd)
-{
-	if (!trace_enabled())
-		return 0;
-	int saved = errno;
-	struct trace_socket s;
-	trace_describe_identity(copy_fd, &s);
-	struct later_close *rec = later_record(copy_fd);
-	if (rec != NULL && atomic_exchange_explicit(&rec->recorded, false, memory_order_acquire)) {
-		s.tcp_state = rec->tcp_state;
-		/* The copy shares the application's open file description:
-		 * the same O_NONBLOCK. */
-		struct close_facts facts = {
-			.linger_on = rec->linger_on,
-			.linger_seconds = rec->linger_seconds,
-			.nonblocking = probe_nonblocking(copy_fd) == 1,
-		};
-		struct trace_close ev = {
-			.fd = rec->fd, .origin = (enum close_origin)rec->origin,
-			.replaced = rec->replaced, .by_fclose = rec->by_fclose,
-			.socket = &s, .facts = &facts,
-			.pending = rec->pending,
-			.plan = { (enum close_row)rec->row, (enum close_action)rec->action },
-			.held_fd = copy_fd, .blocked_ns = rec->blocked_ns, .result = rec->result,
-		};
-		write_close_line(&ev, rec->time_ns, rec->tid);
-	}
-	errno = saved;
-	return s.inode;
+		trace_write_close_line(ev, line_realtime_ns(), trace_current_tid());
 }
 
 void trace_shutdown(int fd, int how, int result, int error)
@@ -421,20 +359,48 @@ void trace_linger(int fd, const char *option, const struct linger *before,
 	end_line(&l);
 }
 
+static void build_release_line(struct trace_line *l, int fd, uint64_t inode, enum close_row row,
+			       const char *outcome, int tcp_state, int64_t held_ns)
+{
+	begin_line(l, "release");
+	line_field_int(l, "fd", fd);
+	line_field_int(l, "inode", (int64_t)inode);
+	line_field_str(l, "tcp_state", trace_tcp_state_name(tcp_state));
+	line_field_str(l, "row", close_row_name(row));
+	line_field_str(l, "outcome", outcome);
+	line_field_ms(l, "held_ms", held_ns);
+}
+
 void trace_release(int fd, uint64_t inode, enum close_row row, const char *outcome,
 		   int tcp_state, int64_t held_ns)
 {
 	if (!trace_enabled())
 		return;
 	struct trace_line l;
-	begin_line(&l, "release");
-	line_field_int(&l, "fd", fd);
-	line_field_int(&l, "inode", (int64_t)inode);
-	line_field_str(&l, "tcp_state", trace_tcp_state_name(tcp_state));
-	line_field_str(&l, "row", close_row_name(row));
-	line_field_str(&l, "outcome", outcome);
-	line_field_ms(&l, "held_ms", held_ns);
+	build_release_line(&l, fd, inode, row, outcome, tcp_state, held_ns);
 	end_line(&l);
+}
+
+void trace_close_and_release(const struct trace_close *ev, uint64_t inode, const char *outcome,
+			     int tcp_state, int64_t held_ns)
+{
+	if (!trace_enabled())
+		return;
+	struct trace_line lines[2];
+	build_close_line(&lines[0], ev, line_realtime_ns(), trace_current_tid());
+	build_release_line(&lines[1], ev->fd, inode, ev->plan.row, outcome, tcp_state, held_ns);
+	terminate_line(&lines[0]);
+	terminate_line(&lines[1]);
+	if (collecting_here) {
+		collect_line(&lines[0]);
+		collect_line(&lines[1]);
+		return;
+	}
+	/* One system call, and one append: nothing can come between them. */
+	struct iovec iov[2] = { { lines[0].text, lines[0].len }, { lines[1].text, lines[1].len } };
+	int saved = errno;
+	raw_syscall(SYS_writev, trace_fd, iov, 2);
+	errno = saved;
 }
 
 /* JSON: "key":{"a":1,"b":2}; text: key.a=1 key.b=2. */

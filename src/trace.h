@@ -45,16 +45,21 @@ bool trace_enabled(void);
 /* Reads what cannot change while the socket lives: inode and addresses
  * (three system calls). tcp_state is left to the caller. */
 void trace_describe_identity(int fd, struct trace_socket *out);
+/* Only the peer's address (one system call), into out->remote. */
+void trace_describe_peer(int fd, struct trace_socket *out);
 
 void trace_close(const struct trace_close *event);
 
 /* A hand-off's close line (G1, G2, W2, implicit linger closes) is recorded
  * under the held copy's number, with what close() saw that the network may
  * change (TCP state, pending bytes), and written by the reaper when it
- * adopts the copy, microseconds later. The reaper describes the socket from
- * the copy (inode, addresses, O_NONBLOCK: they cannot change any more), so
- * the closing thread saves those system calls and the write. False when
- * there is nowhere to record it: then trace it at once. */
+ * adopts the copy, up to a few milliseconds later. The reaper describes the
+ * socket from the copy (inode, addresses, O_NONBLOCK: they cannot change
+ * any more), except the peer's address when the closer read it (the
+ * closer's shutdown may end the connection before the reaper comes, and
+ * a closed socket has no peer address), so the closing thread saves those
+ * system calls and the write. False when there is nowhere to record it:
+ * then trace it at once. */
 bool trace_close_later(int copy_fd, const struct trace_close *event);
 /* The reaper, adopting copy_fd: writes the recorded close line; returns the
  * socket's inode for the release line. */
@@ -75,6 +80,10 @@ void trace_linger(int fd, const char *option, const struct linger *before,
 		  const struct linger *after, int result, int error);
 void trace_release(int fd, uint64_t inode, enum close_row row, const char *outcome,
 		   int tcp_state, int64_t held_ns);
+/* A teardown that ended inside close(): its close line and its release
+ * line right after it, in one write. */
+void trace_close_and_release(const struct trace_close *ev, uint64_t inode, const char *outcome,
+			     int tcp_state, int64_t held_ns);
 /* One named counter of the exit summary. */
 struct trace_count {
 	const char *name;

@@ -1,17 +1,22 @@
 /* test_settle.c: the ways a graceful close learns that its teardown is
  * over (libwspclose(7), "The reaper"): in close() itself when the peer had
- * closed first, a look at the end of the reaper's next round, and events
- * for a copy still draining then. Whatever the way, the copy is released
- * when the peer acknowledges our FIN, and not before: the peer sees all the
- * data and EOF, and the copy is gone long before the peer closes. */
+ * closed first, a look once the copy has settled, and events for a copy
+ * still draining then. Whatever the way, our FIN leaves inside close(),
+ * the copy is released when the peer acknowledges it, and not before: the
+ * peer sees all the data and EOF, and the copy is gone long before the
+ * peer closes. A reaper that wakes by itself soon is not woken. */
 #include <check.h>
+#include <dirent.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "loopback.h"
@@ -98,6 +103,98 @@ START_TEST(teardown_ends_in_close_when_the_peer_closed_first)
 }
 END_TEST
 
+/* The peer is still open: close() sends our FIN itself, as the kernel's
+ * close() does, so the data and EOF are at the peer when it returns (not
+ * when a reaper thread gets to it). */
+START_TEST(fin_leaves_inside_close_while_the_peer_is_open)
+{
+	for (int round = 0; round < CONNECTIONS; round++) {
+		struct lb_pair pair;
+		uint64_t offset = 0;
+		ck_assert_int_eq(lb_pair_open(&pair, AF_INET, 0, 0), 0);
+		ck_assert_int_eq(lb_send_pattern(pair.client, &offset, PAYLOAD), 0);
+		ck_assert_int_eq(lb_tcp_state(pair.client), TCP_ESTABLISHED);
+		ck_assert_int_eq(close(pair.client), 0);
+		pair.client = -1;
+		char buf[PAYLOAD];
+		long got = 0;
+		ssize_t n;
+		while ((n = recv(pair.peer, buf, sizeof buf, MSG_DONTWAIT)) > 0)
+			got += n;
+		ck_assert_msg(n == 0 && got == PAYLOAD,
+			      "round %d: when close() returned the peer had %ld of %d bytes and %s",
+			      round, got, PAYLOAD, n == 0 ? "EOF" : "no EOF");
+		lb_pair_close(&pair);
+	}
+}
+END_TEST
+
+/* Voluntary context switches of the process's other threads (the reaper;
+ * none without the library). */
+static long other_threads_switches(void)
+{
+	long total = 0;
+	DIR *dir = opendir("/proc/self/task");
+	ck_assert_ptr_nonnull(dir);
+	long self = syscall(SYS_gettid);
+	struct dirent *d;
+	while ((d = readdir(dir)) != NULL) {
+		if (d->d_name[0] == '.' || atol(d->d_name) == self)
+			continue;
+		char path[300], line[128];
+		snprintf(path, sizeof path, "/proc/self/task/%s/status", d->d_name);
+		FILE *f = fopen(path, "r");
+		if (f == NULL)
+			continue; /* gone meanwhile */
+		while (fgets(line, sizeof line, f) != NULL)
+			if (strncmp(line, "voluntary_ctxt_switches:", 24) == 0)
+				total += atol(line + 24);
+		fclose(f);
+	}
+	closedir(dir);
+	return total;
+}
+
+#define BURST_CLOSES 100
+#define BURST_GAP_US 100
+
+/* Connections closed one after another, well within the reaper's own timed
+ * rounds while their copies settle: the closers shut their sockets down
+ * themselves and do not wake it; it takes them in its rounds, which come
+ * about once per millisecond. So it switches about once per millisecond
+ * (a slow machine, a sanitizer, only makes that more), where waking it for
+ * every close would be at least BURST_CLOSES switches. */
+START_TEST(a_reaper_that_wakes_soon_is_not_woken)
+{
+	struct lb_pair warm;
+	ck_assert_int_eq(lb_pair_open(&warm, AF_INET, 0, 0), 0); /* the reaper exists */
+	lb_pair_close(&warm);
+	usleep(50 * 1000);
+	long before = other_threads_switches();
+	int64_t started = lb_now_ms();
+	for (int round = 0; round < BURST_CLOSES; round++) {
+		struct lb_pair pair;
+		ck_assert_int_eq(lb_pair_open(&pair, AF_INET, 0, 0), 0);
+		ck_assert_int_eq(close(pair.client), 0);
+		pair.client = -1;
+		ck_assert_int_eq(read_to_eof(pair.peer), 0);
+		lb_pair_close(&pair); /* its FIN acknowledges ours */
+		struct timespec gap = { 0, BURST_GAP_US * 1000 };
+		nanosleep(&gap, NULL);
+	}
+	long switches = other_threads_switches() - before;
+	int64_t elapsed_ms = lb_now_ms() - started;
+	ck_assert_msg(switches <= elapsed_ms * 12 / 10 + 10,
+		      "the reaper switched %ld times in %lld ms, for %d closes %d us apart",
+		      switches, (long long)elapsed_ms, BURST_CLOSES, BURST_GAP_US);
+	int64_t until = lb_now_ms() + RELEASE_MS;
+	while (lb_count_socket_fds_from(1024) > 0 && lb_now_ms() < until)
+		usleep(1000);
+	ck_assert_msg(lb_count_socket_fds_from(1024) == 0,
+		      "copies still held %d ms after the burst", RELEASE_MS);
+}
+END_TEST
+
 /* Received data left unread is still found (the same look tells unread
  * data from the peer's FIN): RST, not EOF, at the peer. */
 START_TEST(unread_data_still_resets)
@@ -154,6 +251,8 @@ int main(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, copy_goes_on_the_peers_ack_while_the_peer_is_open);
 	tcase_add_test(tc, teardown_ends_in_close_when_the_peer_closed_first);
+	tcase_add_test(tc, fin_leaves_inside_close_while_the_peer_is_open);
+	tcase_add_test(tc, a_reaper_that_wakes_soon_is_not_woken);
 	tcase_add_test(tc, unread_data_still_resets);
 	tcase_add_test(tc, unread_data_behind_a_peek_offset_still_resets);
 	suite_add_tcase(s, tc);
