@@ -234,7 +234,12 @@ int close_action_hand_off(struct close_request *r, const struct close_plan *plan
 	if (r->state & FD_STALE_EPOLL)
 		return close_gracefully_now(r);
 	r->start = look_at_receive_side(r);
-	if (r->start == START_PEER_OPEN || r->start == START_PEER_CLOSED) {
+	bool owes_fin = r->start == START_PEER_OPEN || r->start == START_PEER_CLOSED;
+	/* A dup2()/dup3() that replaces the number may still fail, and must
+	 * then leave the socket as it was: its copy is shut down after it. */
+	if (owes_fin && r->replacing)
+		close_trace_before_shutdown(r, false);
+	if (owes_fin && !r->replacing) {
 		bool may_end_here = plan->action == ACTION_HAND_OFF && !r->facts.linger_on;
 		bool look = may_end_here && r->start == START_PEER_CLOSED &&
 			    look_gate_open(&teardown_gate);
@@ -279,9 +284,11 @@ int close_action_hand_off(struct close_request *r, const struct close_plan *plan
 		errno = error;
 		return rc;
 	}
+	if (owes_fin && r->replacing && raw_shutdown(copy, SHUT_RDWR) == 0)
+		held->held.start = START_SHUT_DOWN;
 	/* Recorded before the reaper can see the copy (and release it). */
 	close_trace_hand_off(r, plan, copy, rc);
-	reaper_hand_off(copy, r->start != START_SHUT_DOWN);
+	reaper_hand_off(copy, held->held.start != START_SHUT_DOWN);
 	return rc;
 }
 

@@ -192,6 +192,56 @@ START_TEST(dup2_the_kernel_fails_leaves_the_target_alone)
 }
 END_TEST
 
+/* dup3() onto `target` answers EBUSY (what the kernel says when the
+ * number is being opened meanwhile), in this test process only. */
+static void refuse_dup3_onto(int target)
+{
+	struct sock_filter filter[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_dup3, 0, 3),
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[1])),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (unsigned)target, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EBUSY),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	};
+	struct sock_fprog prog = { sizeof filter / sizeof filter[0], filter };
+	ck_assert(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0);
+	ck_assert(prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) == 0);
+}
+
+/* A dup3() onto a connected socket with default linger, the row whose
+ * close() sends our FIN, that the kernel fails after the library chose
+ * the row: it must not have sent the FIN. The socket still carries data
+ * both ways, and the peer has seen no EOF. */
+START_TEST(dup3_the_kernel_fails_sends_no_fin)
+{
+	struct lb_pair pair;
+	ck_assert(lb_pair_open(&pair, AF_INET, 0, 0) == 0);
+	int src = open("/dev/null", O_RDONLY);
+	ck_assert(src >= 0);
+	refuse_dup3_onto(pair.client);
+	errno = 0;
+	int rc = dup3(src, pair.client, 0);
+	int err = errno;
+	ck_assert_msg(rc == -1 && err == EBUSY, "dup3 onto fd %d: %d, errno %d", pair.client, rc,
+		      err);
+	uint64_t sent = 0, expected = 0;
+	char why[256];
+	ck_assert(lb_send_pattern(pair.client, &sent, 100) == 0);
+	ck_assert_msg(sh_expect_pattern(pair.peer, &expected, 100, SH_DRAIN_MS, why, sizeof why) == 0,
+		      "the socket after a failed dup3 onto it: %s", why);
+	char byte;
+	errno = 0;
+	ck_assert_msg(recv(pair.peer, &byte, 1, MSG_DONTWAIT) < 0 && errno == EAGAIN,
+		      "the peer saw EOF or data after a failed dup3 (errno %d)", errno);
+	ck_assert_int_eq(send(pair.peer, "x", 1, 0), 1);
+	ck_assert_int_gt(lb_poll(pair.client, POLLIN, SH_DRAIN_MS), 0);
+	ck_assert_int_eq(recv(pair.client, &byte, 1, 0), 1);
+	close(src);
+	lb_pair_close(&pair);
+}
+END_TEST
+
 /* ------------------------------------------------------ close_range refused */
 
 /* The close_range system call answers `error` (ENOSYS: a kernel before
@@ -340,6 +390,7 @@ static Suite *caller_close_suite(void)
 	suite_add_tcase(s, now);
 	TCase *kernel = tcase_create("kernel_results");
 	tcase_add_test(kernel, dup2_the_kernel_fails_leaves_the_target_alone);
+	tcase_add_test(kernel, dup3_the_kernel_fails_sends_no_fin);
 	tcase_add_loop_test(kernel, refused_close_range_closes_nothing_and_closefrom_still_closes, 0, 2);
 	tcase_add_test(kernel, epoll_set_on_a_reused_socket_number_is_known);
 	tcase_add_test(kernel, negative_linger_is_the_longest_linger_not_an_abort);
