@@ -142,7 +142,7 @@ static void fill_held_entry(int copy_fd, struct fd_entry *held, const struct clo
 	held->held.adopted = false;
 	held->held.heap_index = DEADLINE_HEAP_NOWHERE;
 	held->held.data_segs_in = r->data_segs_in;
-	held->held.data_segs_known = r->tcp_state >= 0;
+	held->held.data_segs_known = r->data_segs_read;
 	held->held.start = r->start;
 	/* The reaper sets it (the inode) when it traces the adoption. */
 	atomic_store(&held->socket_id, 0);
@@ -194,8 +194,10 @@ static bool shut_down_in_caller(struct close_request *r, bool look, bool may_end
 	if (rc == 0) {
 		r->start = START_SHUT_DOWN;
 		/* Data segments counted from here tell the reaper data after
-		 * close from the peer's own reset. */
-		if (!look && !outcomes_observed())
+		 * close from the peer's own reset, when outcomes are observed;
+		 * a count read earlier in this close() does as well (data that
+		 * came before the peek is unread data, and an RST). */
+		if (!look && (!outcomes_observed() || r->data_segs_read))
 			return false;
 	}
 	struct tcp_snapshot snap;
@@ -203,10 +205,13 @@ static bool shut_down_in_caller(struct close_request *r, bool look, bool may_end
 		return false;
 	r->tcp_state = snap.state;
 	r->data_segs_in = snap.data_segs_in;
+	r->data_segs_read = true;
 	bool over = !tcp_state_is_draining(snap.state);
 	if (look)
 		look_gate_note(&teardown_gate, over);
-	if (!over || !may_end_here)
+	/* Only a look, or a connection already over, ends it here: a count
+	 * read for the trace changes nothing. */
+	if (!over || !may_end_here || !(look || rc != 0))
 		return false;
 	/* CLOSE is also what a reset leaves: only a trace or the statistics
 	 * tell them apart (as the reaper does). */
@@ -245,7 +250,7 @@ int close_action_hand_off(struct close_request *r, const struct close_plan *plan
 			    look_gate_open(&teardown_gate);
 		close_trace_before_shutdown(r, look); /* the socket as close() found it */
 		if (shut_down_in_caller(r, look, may_end_here)) {
-			close_trace_degraded(r); /* described, if not yet (ENOTCONN) */
+			close_trace_before_shutdown(r, true); /* if not yet (ENOTCONN) */
 			stats_count_release(r->torn_down_outcome);
 			return close_give_up_number(r);
 		}

@@ -79,6 +79,7 @@ int close_gather_facts(struct close_request *r)
 	if (needs_state && probe_tcp_snapshot(r->fd, &snap) == 0) {
 		r->tcp_state = snap.state;
 		r->data_segs_in = snap.data_segs_in;
+		r->data_segs_read = true;
 		/* A FIN already sent also means shutdown(SHUT_WR), even one made
 		 * behind our back (a dup, a raw system call). */
 		f->write_shut = f->write_shut || tcp_state_write_shut(snap.state);

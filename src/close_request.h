@@ -29,6 +29,7 @@ struct close_request {
 	struct linger linger;
 	int tcp_state;        /* TCP_INFO state when read, else -1 */
 	uint32_t data_segs_in;/* TCP_INFO when read: for the reaper's outcome */
+	bool data_segs_read;  /* data_segs_in is known (the row's or the trace's TCP_INFO) */
 	int64_t started_ns;
 	/* Filled while acting: */
 	bool number_given_up; /* the number is closed or replaced: no claim left */

@@ -73,6 +73,10 @@ static void read_changing_facts(struct close_request *r, int fd)
 	int pending;
 	if (probe_tcp_snapshot(fd, &snap) == 0) {
 		r->described.tcp_state = snap.state;
+		if (!r->data_segs_read) { /* spares the hand-off a TCP_INFO of its own */
+			r->data_segs_in = snap.data_segs_in;
+			r->data_segs_read = true;
+		}
 		pending = probe_send_queue_known(fd, &snap);
 	} else {
 		r->described.tcp_state = -1;
@@ -136,7 +140,7 @@ void close_trace_degraded(struct close_request *r)
  * reaper's line. */
 void close_trace_before_shutdown(struct close_request *r, bool full)
 {
-	if (!r->tracing)
+	if (!r->tracing || r->described_fully)
 		return;
 	int saved = errno;
 	if (full) {
