@@ -171,11 +171,6 @@ static enum teardown_start look_at_receive_side(const struct close_request *r)
  * thread. */
 static struct look_gate teardown_gate;
 
-static bool outcomes_observed(void)
-{
-	return trace_enabled() || stats_report_wanted();
-}
-
 /* Sends our FIN from the caller, as the kernel's close() would: shutdown()
  * queues it behind the data and returns without waiting, and threads
  * blocked on the socket return. `look`: read TCP_INFO at once, for a peer
@@ -197,7 +192,7 @@ static bool shut_down_in_caller(struct close_request *r, bool look, bool may_end
 		 * close from the peer's own reset, when outcomes are observed;
 		 * a count read earlier in this close() does as well (data that
 		 * came before the peek is unread data, and an RST). */
-		if (!look && (!outcomes_observed() || r->data_segs_read))
+		if (!look && (!stats_report_wanted() || r->data_segs_read))
 			return false;
 	}
 	struct tcp_snapshot snap;
@@ -215,7 +210,7 @@ static bool shut_down_in_caller(struct close_request *r, bool look, bool may_end
 		return false;
 	/* CLOSE is also what a reset leaves: only a trace or the statistics
 	 * tell them apart (as the reaper does). */
-	int error = snap.state == TCP_STATE_CLOSE && outcomes_observed()
+	int error = snap.state == TCP_STATE_CLOSE && stats_report_wanted()
 		    ? probe_socket_error(r->fd) : 0;
 	r->torn_down = true;
 	r->torn_down_state = snap.state;

@@ -108,13 +108,6 @@ static void release(int fd, enum held_outcome outcome)
 	release_in_state(fd, outcome, trace_enabled() ? probe_tcp_state(fd) : -1);
 }
 
-/* How a teardown ended is only seen in a trace line or the statistics:
- * without either, the probes that tell the outcomes apart are not made. */
-static bool outcomes_observed(void)
-{
-	return trace_enabled() || stats_report_wanted();
-}
-
 /* Releases fd when its teardown is over (true); otherwise it keeps
  * waiting. */
 static bool check_teardown(int fd)
@@ -128,7 +121,7 @@ static bool check_teardown(int fd)
 	if (closed && now.segs_out == 0)
 		outcome = OUTCOME_NOT_CONNECTED; /* a listener, or never connected */
 	/* CLOSE is both "both FINs done" and "reset": SO_ERROR tells them apart. */
-	int error = closed && outcome == OUTCOME_FIN_ACKED && outcomes_observed()
+	int error = closed && outcome == OUTCOME_FIN_ACKED && stats_report_wanted()
 		    ? probe_socket_error(fd) : 0;
 	if (error == ECONNRESET || error == EPIPE) {
 		/* Data segments after our shutdown: the kernel answered them with
@@ -206,7 +199,7 @@ static void adopt(int fd)
 	 * not know to be connected), else they are counted here when the
 	 * outcome is observed at all. */
 	struct tcp_snapshot before;
-	if (!e->held.data_segs_known && outcomes_observed() &&
+	if (!e->held.data_segs_known && stats_report_wanted() &&
 	    probe_tcp_snapshot(fd, &before) == 0)
 		e->held.data_segs_in = before.data_segs_in;
 	/* FIN after the queued data; wakes threads still blocked on it. A
