@@ -39,12 +39,22 @@ bench-trace: src/libwspclose.la tests/bench/churn
 
 # ---------------------------------------------------------------- nginx (make bench-nginx)
 # nginx's CPU per request with Connection: close, with and without (issue 12).
-EXTRA_DIST += tests/bench/bench_nginx.sh
+# hold_floor.so is the reference it is also measured against: the least any
+# preload library can do to hold a socket until its FIN is acknowledged. It
+# is built without the project's flags (no sanitizer runtime, default
+# visibility for what it interposes) and never installed.
+EXTRA_DIST += tests/bench/bench_nginx.sh tests/bench/hold_floor.c
+CLEANFILES += tests/bench/hold_floor.so
+
+tests/bench/hold_floor.so: tests/bench/hold_floor.c
+	@$(MKDIR_P) tests/bench
+	$(CC) -O2 -Wall -shared -fPIC -o $@ $(srcdir)/tests/bench/hold_floor.c -lpthread
 
 .PHONY: bench-nginx
-bench-nginx: src/libwspclose.la
+bench-nginx: src/libwspclose.la tests/bench/hold_floor.so
 	$(SHELL) $(top_srcdir)/tests/bench/bench_nginx.sh \
-	  --library '$(abs_top_builddir)/src/.libs/libwspclose.so'
+	  --library '$(abs_top_builddir)/src/.libs/libwspclose.so' \
+	  --reference '$(abs_top_builddir)/tests/bench/hold_floor.so'
 
 # ---------------------------------------------------------------- teardown cost (make bench-teardown)
 # System calls and CPU per held socket on the same churn (issue 12).

@@ -2,28 +2,33 @@
 # tests/bench/bench_nginx.sh: nginx's CPU per request with `Connection:
 # close` (issue 12), plain and under libwspclose, alternating.
 #
-# Usage: sh bench_nginx.sh --library PATH [--rounds N] [--seconds S]
-# Each round starts nginx (one worker, a 612-byte file) once plain and once
-# with LD_PRELOAD, in alternating order, and drives it with
+# Usage: sh bench_nginx.sh --library PATH [--reference PATH] [--rounds N] [--seconds S]
+# Each round starts nginx (one worker, a 612-byte file) once plain, once
+# with LD_PRELOAD of the library and, with --reference, once with that
+# reference library (hold_floor.so: the least a library can do to hold a
+# socket until its FIN is acknowledged), the order rotating by round, and
+# drives it with
 # `wrk -t1 -c4 -d S -H 'Connection: close'` over loopback. The server's CPU
 # is the worker's user + system time from /proc/PID/stat (every thread of
 # it, the reaper's included) over the wrk run, divided by the requests wrk
-# completed. The table shows medians; the ratio is the median of the
+# completed. The table shows medians; each ratio is the median of the
 # per-round ratios. Without nginx or wrk it says so and measures nothing.
 
 me=bench_nginx
 library=
+reference=
 rounds=5
 seconds=5
 
 usage() {
-	echo "Usage: $me --library PATH [--rounds N] [--seconds S]" >&2
+	echo "Usage: $me --library PATH [--reference PATH] [--rounds N] [--seconds S]" >&2
 	exit 2
 }
 
 while [ $# -gt 0 ]; do
 	case $1 in
 		--library) [ $# -ge 2 ] || usage; library=$2; shift ;;
+		--reference) [ $# -ge 2 ] || usage; reference=$2; shift ;;
 		--rounds) [ $# -ge 2 ] || usage; rounds=$2; shift ;;
 		--seconds) [ $# -ge 2 ] || usage; seconds=$2; shift ;;
 		*) usage ;;
@@ -32,7 +37,9 @@ while [ $# -gt 0 ]; do
 done
 [ -n "$library" ] || usage
 case $rounds$seconds in *[!0-9]*) usage ;; esac
-[ -f "$library" ] || { echo "$me: $library: no such library (make)" >&2; exit 2; }
+for path in "$library" $reference; do
+	[ -f "$path" ] || { echo "$me: $path: no such library (make)" >&2; exit 2; }
+done
 for tool in nginx wrk; do
 	if ! command -v "$tool" >/dev/null 2>&1; then
 		echo "$me: NOT MEASURED: $tool is not installed (apt-get install nginx wrk)"
@@ -92,10 +99,11 @@ process_cpu_ticks() {
 	sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'
 }
 
-# one_run plain|lib: prints "REQUESTS CPU_US_PER_REQUEST".
+# one_run plain|lib|ref: prints "REQUESTS CPU_US_PER_REQUEST".
 one_run() {
 	preload=
 	[ "$1" = lib ] && preload=$library
+	[ "$1" = ref ] && preload=$reference
 	env LD_PRELOAD="$preload" nginx -p "$work" -c "$work/nginx.conf" -e "$work/error.log" \
 		>"$work/nginx.out" 2>&1 &
 	master=$!
@@ -125,10 +133,19 @@ one_run() {
 		'BEGIN { printf "%d %.2f\n", r, (b - a) / t * 1e6 / r }'
 }
 
-echo "$me: nginx (1 worker), wrk -t1 -c4 -d${seconds}s 'Connection: close', $rounds rounds alternating"
+configs="plain lib"
+[ -n "$reference" ] && configs="plain lib ref"
+echo "$me: nginx (1 worker), wrk -t1 -c4 -d${seconds}s 'Connection: close', $rounds rounds, configurations rotating ($configs)"
+[ -n "$reference" ] && echo "  ref = $reference"
 round=1
 while [ "$round" -le "$rounds" ]; do
-	if [ $((round % 2)) -eq 1 ]; then order="plain lib"; else order="lib plain"; fi
+	# Rotate the order so that no configuration always runs first.
+	order=$configs
+	i=1
+	while [ "$i" -lt "$round" ]; do
+		order="${order#* } ${order%% *}"
+		i=$((i + 1))
+	done
 	for config in $order; do
 		value=$(one_run "$config") || exit 1
 		echo "${value% *}" >>"$work/requests.$config"
@@ -136,17 +153,37 @@ while [ "$round" -le "$rounds" ]; do
 		eval "cpu_$config=\${value#* }"
 	done
 	awk -v l="$cpu_lib" -v p="$cpu_plain" 'BEGIN { printf "%.4f\n", l / p }' >>"$work/ratio"
-	echo "round $round: server CPU per request plain $cpu_plain us, with the library $cpu_lib us"
+	line="round $round: server CPU per request plain $cpu_plain us, with the library $cpu_lib us"
+	if [ -n "$reference" ]; then
+		awk -v r="$cpu_ref" -v p="$cpu_plain" 'BEGIN { printf "%.4f\n", r / p }' >>"$work/ratio.ref"
+		awk -v l="$cpu_lib" -v r="$cpu_ref" 'BEGIN { printf "%.4f\n", l / r }' >>"$work/ratio.lib-ref"
+		line="$line, with the reference $cpu_ref us"
+	fi
+	echo "$line"
 	round=$((round + 1))
 done
 
-printf '\n%-34s %12s %12s\n' "median of $rounds rounds" "plain" "libwspclose"
-printf '%-34s %12s %12s\n' "requests per run" "$(median_of_lines <"$work/requests.plain")" \
-	"$(median_of_lines <"$work/requests.lib")"
-printf '%-34s %12s %12s\n' "server CPU per request, us" "$(median_of_lines <"$work/cpu.plain")" \
-	"$(median_of_lines <"$work/cpu.lib")"
+# range_of FILE: "MIN-MAX" of its lines.
+range_of() {
+	sort -n "$1" | awk '{ v[NR] = $1 } END { printf "%.3f-%.3f", v[1], v[NR] }'
+}
+
+header="plain libwspclose"
+[ -n "$reference" ] && header="$header reference"
+printf '\n%-34s' "median of $rounds rounds"
+for config in $header; do printf ' %12s' "$config"; done
+printf '\n%-34s' "requests per run"
+for config in $configs; do printf ' %12s' "$(median_of_lines <"$work/requests.$config")"; done
+printf '\n%-34s' "server CPU per request, us"
+for config in $configs; do printf ' %12s' "$(median_of_lines <"$work/cpu.$config")"; done
+printf '\n'
+if [ -n "$reference" ]; then
+	printf 'reference/plain (the price of holding itself): %.3f (per-round range %s)\n' \
+		"$(median_of_lines <"$work/ratio.ref")" "$(range_of "$work/ratio.ref")"
+	printf 'libwspclose/reference (what the library adds to it): %.3f (per-round range %s)\n' \
+		"$(median_of_lines <"$work/ratio.lib-ref")" "$(range_of "$work/ratio.lib-ref")"
+fi
 ratio=$(median_of_lines <"$work/ratio")
-sort -n "$work/ratio" | awk -v m="$ratio" '{ v[NR] = $1 } END {
-	printf "RESULT nginx server CPU per request with/without: %.3f (per-round range %.3f-%.3f; target <= 1.10: %s)\n",
-		m, v[1], v[NR], m <= 1.10 ? "met" : "MISSED" }'
+printf 'RESULT nginx server CPU per request with/without: %.3f (per-round range %s; target <= 1.10: %s)\n' \
+	"$ratio" "$(range_of "$work/ratio")" "$(awk -v m="$ratio" 'BEGIN { print m <= 1.10 ? "met" : "MISSED" }')"
 exit 0
