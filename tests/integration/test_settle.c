@@ -8,9 +8,11 @@
 #include <check.h>
 #include <dirent.h>
 #include <errno.h>
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,6 +75,78 @@ START_TEST(copy_goes_on_the_peers_ack_while_the_peer_is_open)
 {
 	for (int round = 0; round < CONNECTIONS; round++)
 		close_before_peer(round);
+}
+END_TEST
+
+/* The TCP state ("st", hex) of the connection from local port `port` to
+ * remote port `remote` in /proc/net/tcp, or -1. It still lists a socket
+ * after its last descriptor is gone (an orphan). */
+static int proc_tcp_state(unsigned port, unsigned remote)
+{
+	FILE *f = fopen("/proc/net/tcp", "r");
+	if (f == NULL)
+		return -1;
+	char line[512];
+	int state = -1;
+	while (state < 0 && fgets(line, sizeof line, f) != NULL) {
+		unsigned local_port, remote_port, st;
+		if (sscanf(line, " %*d: %*x:%x %*x:%x %x", &local_port, &remote_port, &st) == 3 &&
+		    local_port == port && remote_port == remote)
+			state = (int)st;
+	}
+	fclose(f);
+	return state;
+}
+
+static unsigned local_port_of(int fd, bool peer)
+{
+	struct sockaddr_in a;
+	socklen_t len = sizeof a;
+	int rc = peer ? getpeername(fd, (struct sockaddr *)&a, &len)
+		      : getsockname(fd, (struct sockaddr *)&a, &len);
+	ck_assert_int_eq(rc, 0);
+	return ntohs(a.sin_port);
+}
+
+#define PROC_FIN_WAIT1 0x04
+#define FIN_ONLY_ROUNDS 30
+
+/* Nothing sent but our FIN, and the peer, still open, acknowledges it by
+ * its delayed-ACK timer (a few ms over loopback): while only the FIN waits
+ * for its ACK the copy stays. A copy found gone while the connection is
+ * still in FIN_WAIT1 was released too early (the state is read after the
+ * copy was seen gone, and it never returns to FIN_WAIT1). */
+START_TEST(copy_stays_while_only_the_fin_is_unacknowledged)
+{
+	int seen_waiting = 0;
+	for (int round = 0; round < FIN_ONLY_ROUNDS; round++) {
+		struct lb_pair pair;
+		ck_assert_int_eq(lb_pair_open(&pair, AF_INET, 0, 0), 0);
+		unsigned port = local_port_of(pair.client, false);
+		unsigned remote = local_port_of(pair.client, true);
+		ino_t inode = lb_socket_inode(pair.client);
+		ck_assert_int_eq(close(pair.client), 0);
+		pair.client = -1;
+		int64_t until = lb_now_ms() + RELEASE_MS;
+		for (;;) {
+			bool gone = lb_find_socket_fd(inode, 1024) < 0;
+			int state = proc_tcp_state(port, remote);
+			ck_assert_msg(!(gone && state == PROC_FIN_WAIT1),
+				      "round %d: the copy was released while our FIN was unacknowledged (FIN_WAIT1)",
+				      round);
+			if (gone)
+				break;
+			if (state == PROC_FIN_WAIT1)
+				seen_waiting++;
+			ck_assert_msg(lb_now_ms() < until, "round %d: the copy is still there after %d ms",
+				      round, RELEASE_MS);
+			struct timespec pause = { 0, 50 * 1000 };
+			nanosleep(&pause, NULL);
+		}
+		lb_pair_close(&pair);
+	}
+	/* Otherwise every FIN was acknowledged at once, and nothing was shown. */
+	ck_assert_msg(seen_waiting > 0, "no round held a copy in FIN_WAIT1: the test showed nothing");
 }
 END_TEST
 
@@ -254,6 +328,7 @@ int main(void)
 	TCase *tc = tcase_create("teardown_looks");
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, copy_goes_on_the_peers_ack_while_the_peer_is_open);
+	tcase_add_test(tc, copy_stays_while_only_the_fin_is_unacknowledged);
 	tcase_add_test(tc, teardown_ends_in_close_when_the_peer_closed_first);
 	tcase_add_test(tc, fin_leaves_inside_close_while_the_peer_is_open);
 	tcase_add_test(tc, a_reaper_that_wakes_soon_is_not_woken);
