@@ -37,9 +37,9 @@ while [ $# -gt 0 ]; do
 done
 [ -n "$library" ] || usage
 case $rounds$seconds in *[!0-9]*) usage ;; esac
-for path in "$library" $reference; do
-	[ -f "$path" ] || { echo "$me: $path: no such library (make)" >&2; exit 2; }
-done
+[ -f "$library" ] || { echo "$me: $library: no such library (make)" >&2; exit 2; }
+[ -z "$reference" ] || [ -f "$reference" ] ||
+	{ echo "$me: $reference: no such library (make)" >&2; exit 2; }
 for tool in nginx wrk; do
 	if ! command -v "$tool" >/dev/null 2>&1; then
 		echo "$me: NOT MEASURED: $tool is not installed (apt-get install nginx wrk)"
