@@ -116,7 +116,7 @@ static bool check_teardown(int fd)
 	 * (SIOCOUTQ counts our FIN too, once queued) says it without the
 	 * socket lock and the cache lines TCP_INFO reads. */
 	if (!stats_report_wanted() && probe_send_queue(fd) == 0) {
-		release_in_state(fd, OUTCOME_FIN_ACKED, -1);
+		release(fd, OUTCOME_FIN_ACKED);
 		return true;
 	}
 	struct tcp_snapshot now;
