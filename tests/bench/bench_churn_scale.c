@@ -1,5 +1,7 @@
 /* bench_churn_scale.c: connection churn at scale (make bench-scale): a server
- * child accepts, sends 1 KiB and closes, without and with libwspclose, in one run. */
+ * child accepts, sends 1 KiB and closes, without and with libwspclose, and
+ * optionally with a reference preload (hold_floor.so: the price of holding
+ * itself), in one run. */
 #include "bench_scale_util.h"
 
 #include <arpa/inet.h>
@@ -9,6 +11,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,8 +25,8 @@
 #define MAX_RUNS 51
 #define LINE_TIMEOUT_MS 120000
 
-enum mode { WITHOUT, WITH, MODES };
-static const char *const mode_name[MODES] = { "without", "with" };
+enum mode { WITHOUT, WITH, REFERENCE, MODES };
+static const char *const mode_name[MODES] = { "without", "with", "ref" };
 
 struct run_result {
 	double conn_per_s;
@@ -277,24 +280,46 @@ out:
 static void usage(FILE *to)
 {
 	fprintf(to,
-		"usage: " PROG " --library PATH [--connections N] [--runs R] [--concurrency C]\n"
-		"                         [--warmup W]\n"
+		"usage: " PROG " --library PATH [--reference PATH] [--connections N] [--runs R]\n"
+		"                         [--concurrency C] [--warmup W]\n"
 		"  Loopback churn: a server child accepts, writes 1 KiB and closes; this\n"
 		"  process connects, reads to EOF and closes, C connections in flight.\n"
-		"  Runs alternate without/with LD_PRELOAD=PATH; medians of R runs each.\n"
+		"  Runs rotate without/with LD_PRELOAD=PATH (and with the --reference\n"
+		"  preload, tests/bench/hold_floor.so); medians of R runs each.\n"
 		"  defaults: --connections 20000 --runs 5 --concurrency 16 --warmup 2000\n");
+}
+
+/* The median over a mode's runs of the double at `offset` in each result. */
+static double median_field(struct run_result *runs_of_mode, long runs, size_t offset)
+{
+	double values[MAX_RUNS];
+
+	for (long r = 0; r < runs; r++)
+		values[r] = *(const double *)((const char *)&runs_of_mode[r] + offset);
+	return median_of(values, (size_t)runs);
+}
+
+/* The median of the per-run ratios a/b of throughput, over runs where both ran. */
+static double paired_ratio(struct run_result *a, struct run_result *b, long runs)
+{
+	double ratios[MAX_RUNS];
+	size_t n = 0;
+
+	for (long r = 0; r < runs; r++)
+		if (a[r].ok && b[r].ok)
+			ratios[n++] = a[r].conn_per_s / b[r].conn_per_s;
+	return median_of(ratios, n);
 }
 
 int main(int argc, char **argv)
 {
-	const char *library = NULL;
+	const char *library = NULL, *reference = NULL;
 	long connections = 20000, runs = 5, concurrency = 16, warmup = 2000;
 	struct run_result results[MODES][MAX_RUNS];
-	double values[MAX_RUNS], ratios[MAX_RUNS];
 	char **env[MODES];
-	size_t n_ratios = 0;
 	bool all_ok = true;
 	long errors = 0;
+	int modes;
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	signal(SIGPIPE, SIG_IGN);
@@ -313,6 +338,8 @@ int main(int argc, char **argv)
 		}
 		if (strcmp(opt, "--library") == 0)
 			library = val;
+		else if (strcmp(opt, "--reference") == 0)
+			reference = val;
 		else if (strcmp(opt, "--connections") == 0)
 			connections = parse_long(PROG, opt, val, 1, 10000000);
 		else if (strcmp(opt, "--runs") == 0)
@@ -331,25 +358,29 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+	modes = reference ? MODES : REFERENCE;
 	env[WITHOUT] = child_environment(NULL, NULL);
 	env[WITH] = child_environment(library, NULL);
-	if (!env[WITHOUT] || !env[WITH])
+	env[REFERENCE] = reference ? child_environment(reference, NULL) : NULL;
+	if (!env[WITHOUT] || !env[WITH] || (reference && !env[REFERENCE]))
 		fatal(PROG, "environment");
 
 	printf("== churn: accept -> write 1 KiB -> close, over loopback ==\n");
 	print_machine("   ");
 	printf("   %ld timed connections per run (+%ld warm-up), %ld in flight, %ld runs per mode,\n"
-	       "   modes alternate (without,with / with,without) so drift hits both alike\n",
+	       "   the order of the modes rotates every run so drift hits all alike\n",
 	       connections, warmup, concurrency, runs);
+	if (reference)
+		printf("   ref: the reference preload %s\n", reference);
 	printf("   %-4s %-8s %9s %18s %14s %18s %10s %7s\n", "run", "library", "conn/s",
 	       "server CPU us/conn", "(reaper part)", "client CPU us/conn", "CPUs busy",
 	       "errors");
 	for (long r = 0; r < runs; r++) {
-		for (int k = 0; k < MODES; k++) {
-			enum mode m = (r % 2 == 0) ? (enum mode)k : (enum mode)(MODES - 1 - k);
+		for (int k = 0; k < modes; k++) {
+			enum mode m = (enum mode)((k + r) % modes);
 			struct run_result *res = &results[m][r];
 
-			*res = run_once(env[m], m == WITH, connections, warmup, (int)concurrency);
+			*res = run_once(env[m], m != WITHOUT, connections, warmup, (int)concurrency);
 			all_ok &= res->ok;
 			errors += res->errors;
 			if (res->ok)
@@ -360,9 +391,6 @@ int main(int argc, char **argv)
 			else
 				printf("   %-4ld %-8s FAILED\n", r + 1, mode_name[m]);
 		}
-		if (results[WITH][r].ok && results[WITHOUT][r].ok)
-			ratios[n_ratios++] = results[WITH][r].conn_per_s /
-					     results[WITHOUT][r].conn_per_s;
 	}
 	if (!all_ok) {
 		printf("churn: FAILED (a run did not complete)\n");
@@ -372,25 +400,16 @@ int main(int argc, char **argv)
 		double tput[MODES], cpu[MODES], other[MODES], client[MODES], busy[MODES];
 		double ratio, pair_ratio, cpu_bound;
 
-		for (int m = 0; m < MODES; m++) {
-			for (long r = 0; r < runs; r++)
-				values[r] = results[m][r].conn_per_s;
-			tput[m] = median_of(values, (size_t)runs);
-			for (long r = 0; r < runs; r++)
-				values[r] = results[m][r].server_cpu_us;
-			cpu[m] = median_of(values, (size_t)runs);
-			for (long r = 0; r < runs; r++)
-				values[r] = results[m][r].other_cpu_us;
-			other[m] = median_of(values, (size_t)runs);
-			for (long r = 0; r < runs; r++)
-				values[r] = results[m][r].client_cpu_us;
-			client[m] = median_of(values, (size_t)runs);
-			for (long r = 0; r < runs; r++)
-				values[r] = results[m][r].busy;
-			busy[m] = median_of(values, (size_t)runs);
+		for (int m = 0; m < modes; m++) {
+			tput[m] = median_field(results[m], runs, offsetof(struct run_result, conn_per_s));
+			cpu[m] = median_field(results[m], runs, offsetof(struct run_result, server_cpu_us));
+			other[m] = median_field(results[m], runs, offsetof(struct run_result, other_cpu_us));
+			client[m] = median_field(results[m], runs,
+						 offsetof(struct run_result, client_cpu_us));
+			busy[m] = median_field(results[m], runs, offsetof(struct run_result, busy));
 		}
 		ratio = tput[WITH] / tput[WITHOUT];
-		pair_ratio = median_of(ratios, n_ratios);
+		pair_ratio = paired_ratio(results[WITH], results[WITHOUT], runs);
 		printf("\n   %-34s %12s %12s %8s\n", "churn (medians)", "without", "with", "ratio");
 		printf("   %-34s %12.0f %12.0f %8.3f\n", "throughput, connections/s", tput[WITHOUT],
 		       tput[WITH], ratio);
@@ -407,6 +426,15 @@ int main(int argc, char **argv)
 		 * connection of both ends together. */
 		cpu_bound = (cpu[WITHOUT] + client[WITHOUT]) / (cpu[WITH] + client[WITH]);
 		printf("   %-34s %25s %8.3f\n", "CPU-bound ratio (client+server CPU)", "", cpu_bound);
+		if (reference) {
+			printf("   reference: %.0f connections/s, server CPU %.2f us/conn"
+			       " (holder thread %.2f)\n", tput[REFERENCE], cpu[REFERENCE],
+			       other[REFERENCE]);
+			printf("RESULT churn-reference in_flight=%ld reference/plain=%.3f"
+			       " libwspclose/reference=%.3f (medians of per-run ratios)\n",
+			       concurrency, paired_ratio(results[REFERENCE], results[WITHOUT], runs),
+			       paired_ratio(results[WITH], results[REFERENCE], runs));
+		}
 		printf("   client errors (short payload, reset, refused): %ld\n", errors);
 		/* Issue 12's target: the median of the per-run ratios. */
 		printf("RESULT churn connections=%ld in_flight=%ld throughput_ratio=%.3f"

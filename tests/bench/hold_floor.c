@@ -1,4 +1,5 @@
-/* hold_floor.c: a reference for make bench-nginx, not part of the library.
+/* hold_floor.c: a reference for make bench-nginx and bench-scale's churn, not
+ * part of the library.
  * The least work any LD_PRELOAD library can do to hold an accepted TCP socket
  * until its FIN is acknowledged (libwspclose(7), G1): at close() it leaves the
  * epoll set the socket was added to, sends the FIN (shutdown), keeps a copy
@@ -7,8 +8,9 @@
  * Everything else the library does (the linger probe, the look for unread
  * data that owes an RST, dup2/fork/signal safety, tracing) is left out, so
  * the gap between this and plain Linux is the price of holding itself.
- * Only sockets returned by accept4() (nginx's) are held; it assumes one
- * closing thread and descriptors below HOLD_FLOOR_FDS. */
+ * Only sockets returned by accept() or accept4() (nginx's, and the churn
+ * benchmark's server) are held; it assumes one closing thread and
+ * descriptors below HOLD_FLOOR_FDS. */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -117,6 +119,11 @@ EXPORT int accept4(int listener, struct sockaddr *address, socklen_t *length, in
 		epoll_set_of[fd] = 0;
 	}
 	return fd;
+}
+
+EXPORT int accept(int listener, struct sockaddr *address, socklen_t *length)
+{
+	return accept4(listener, address, length, 0);
 }
 
 EXPORT int epoll_ctl(int set, int op, int fd, struct epoll_event *event)

@@ -2,8 +2,10 @@
 # tests/bench/run-scale.sh: runs the scale benchmarks of `make bench-scale` (churn,
 # hold scale and cost curve, data-structure simulation) and prints their tables.
 #
-# Usage: sh tests/bench/run-scale.sh --library PATH [--bindir DIR] [--quick]
+# Usage: sh tests/bench/run-scale.sh --library PATH [--reference PATH] [--bindir DIR]
+#                                    [--quick]
 #   --library PATH  the libwspclose.so to preload (with/without comparisons)
+#   --reference PATH  also run the churn with this preload (hold_floor.so)
 #   --bindir DIR    where the bench_*/sim_* programs are (default: this script's dir)
 #   --quick         small sizes and few runs: a smoke test of the programs, not numbers
 # Environment (optional overrides of the defaults below):
@@ -14,20 +16,26 @@
 
 me=run-scale.sh
 library=
+reference=
 bindir=$(dirname "$0")
 quick=no
 
 while [ "$#" -gt 0 ]; do
 	case $1 in
 	--library) library=$2; shift 2 ;;
+	--reference) reference=$2; shift 2 ;;
 	--bindir) bindir=$2; shift 2 ;;
 	--quick) quick=yes; shift ;;
-	-h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "$me: unknown argument: $1" >&2; exit 2 ;;
 	esac
 done
 if [ -z "$library" ] || [ ! -f "$library" ]; then
 	echo "$me: --library must name the built libwspclose.so (got '${library}')" >&2
+	exit 2
+fi
+if [ -n "$reference" ] && [ ! -f "$reference" ]; then
+	echo "$me: --reference: no such file: '$reference'" >&2
 	exit 2
 fi
 for prog in bench_churn_scale bench_hold_scale sim_deadline_heap; do
@@ -105,7 +113,7 @@ step() {
 
 step "$bindir/sim_deadline_heap" --sizes "$SCALE_SIM_SIZES"
 for c in $SCALE_CHURN_CONCURRENCY; do
-	step "$bindir/bench_churn_scale" --library "$library" \
+	step "$bindir/bench_churn_scale" --library "$library" ${reference:+--reference "$reference"} \
 		--connections "$SCALE_CHURN_CONNECTIONS" --runs "$SCALE_CHURN_RUNS" --concurrency "$c"
 done
 step "$bindir/bench_hold_scale" --library "$library" --sizes "$SCALE_HOLD_SIZES" \

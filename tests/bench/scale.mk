@@ -1,5 +1,6 @@
 # tests/bench/scale.mk: Automake fragment included from Makefile.am (paths relative to the top).
-# `make bench-scale`: churn, 1k-15k held sockets, reaper data structures to 10^6 (BENCHMARKS.md).
+# `make bench-scale`: churn (also against the reference hold_floor.so), 1k-15k held sockets,
+# reaper data structures to 10^6 (BENCHMARKS.md).
 
 scale_bench_common = tests/bench/bench_scale_util.c tests/bench/bench_scale_util.h
 
@@ -20,9 +21,10 @@ tests_bench_sim_deadline_heap_LDADD = -lm
 
 .PHONY: bench-scale
 bench-scale: src/libwspclose.la tests/bench/bench_churn_scale tests/bench/bench_hold_scale \
-		tests/bench/sim_deadline_heap
+		tests/bench/sim_deadline_heap tests/bench/hold_floor.so
 	$(SHELL) $(srcdir)/tests/bench/run-scale.sh \
 	  --library '$(abs_top_builddir)/src/.libs/libwspclose.so' \
+	  --reference '$(abs_top_builddir)/tests/bench/hold_floor.so' \
 	  --bindir '$(abs_builddir)/tests/bench'
 
 EXTRA_DIST += tests/bench/run-scale.sh
