@@ -13,6 +13,7 @@
 #include "libc_binding.h"
 #include "look_gate.h"
 #include "monotonic.h"
+#include "nursery.h"
 #include "raw_syscall.h"
 #include "reaper.h"
 #include "stats.h"
@@ -219,6 +220,16 @@ static bool shut_down_in_caller(struct close_request *r, bool look, bool may_end
 	return true;
 }
 
+/* N1 (nursery.h): a copy whose release waits for the ACK of its FIN alone,
+ * with nothing observing its outcome, and a deadline far beyond the sweep. */
+static bool may_wait_in_nursery(const struct close_request *r, const struct close_plan *plan,
+				const struct fd_entry *held)
+{
+	return plan->action == ACTION_HAND_OFF && !r->facts.linger_on &&
+	       held->held.start == START_SHUT_DOWN && !stats_report_wanted() &&
+	       held->held.deadline_ns - held->held.since_ns > 4 * NURSERY_SWEEP_NS;
+}
+
 /* G1, G2, W2 and the implicit linger closes. The closing thread looks at
  * the receive side (one peek) and, unless an RST is owed, sends the FIN
  * itself (shutdown); when the peer had closed first it also looks whether
@@ -288,7 +299,11 @@ int close_action_hand_off(struct close_request *r, const struct close_plan *plan
 		held->held.start = START_SHUT_DOWN;
 	/* Recorded before the reaper can see the copy (and release it). */
 	close_trace_hand_off(r, plan, copy, rc);
-	reaper_hand_off(copy, held->held.start != START_SHUT_DOWN);
+	int64_t now = monotonic_ns();
+	if (!may_wait_in_nursery(r, plan, held) || !nursery_place(copy, now))
+		reaper_hand_off(copy, held->held.start != START_SHUT_DOWN);
+	/* In place of the reaper, on this CPU: what an earlier close left. */
+	nursery_release_settled(now);
 	return rc;
 }
 

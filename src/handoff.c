@@ -5,6 +5,7 @@
 #include "fork_guard.h"
 #include "interleaving.h"
 #include "monotonic.h"
+#include "nursery.h"
 #include "raw_syscall.h"
 #include "tcp_probe.h"
 #include "waiting.h"
@@ -178,8 +179,13 @@ void handoff_push(int copy_fd, bool urgent)
 	interleaving_point();
 	/* I3: a busy reaper looks at the stack before it sleeps; a sleeping
 	 * one is woken unless it wakes soon enough by itself. */
+	handoff_expect_look_by(urgent ? INT64_MIN : monotonic_ns() + HANDOFF_LAZY_WAKE_NS);
+}
+
+void handoff_expect_look_by(int64_t by_ns)
+{
 	int64_t wakes_by = atomic_load(&handoff.wakes_by);
-	if (wakes_by != 0 && (urgent || wakes_by > monotonic_ns() + HANDOFF_LAZY_WAKE_NS))
+	if (wakes_by != 0 && wakes_by > by_ns)
 		handoff_wake_reaper();
 }
 
@@ -243,10 +249,22 @@ int handoff_wake_fd(void)
 
 int handoff_begin_wait(int timeout_ms)
 {
+	int64_t now = monotonic_ns();
 	/* Never 0 while waiting: a timeout of 0 is a time, now. */
 	atomic_store(&handoff.wakes_by, timeout_ms < 0 ? INT64_MAX
-				       : monotonic_ns() + (int64_t)timeout_ms * NS_PER_MS);
-	return atomic_load(&handoff.head) >= 0 ? 0 : timeout_ms;
+				       : now + (int64_t)timeout_ms * NS_PER_MS);
+	if (atomic_load(&handoff.head) >= 0)
+		return 0;
+	/* N3: a copy placed before the store above is seen here; one placed
+	 * after it sees when we wake. */
+	int64_t due = nursery_due_at(now);
+	if (due == INT64_MAX)
+		return timeout_ms;
+	int64_t ms = due <= now ? 0 : (due - now + NS_PER_MS - 1) / NS_PER_MS;
+	if (timeout_ms >= 0 && ms >= timeout_ms)
+		return timeout_ms;
+	atomic_store(&handoff.wakes_by, now + (ms > 0 ? ms : 1) * NS_PER_MS);
+	return (int)ms;
 }
 
 void handoff_end_wait(void)

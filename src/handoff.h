@@ -32,6 +32,8 @@
  *      waits for a wake-up that no one sends, a stalled pusher delays no
  *      one, and a reaper that is busy, or wakes soon anyway (its settle
  *      queue, under churn), is sent no wake-up at all.
+ *      Copies waiting in the nursery (nursery.h) are looked for the same
+ *      way (N3).
  *   I4 A wake-up is never owed to a copy the reaper already took: an extra
  *      eventfd token only costs a spurious wake-up (no flag can go stale).
  *   I5 A thread interrupted by a signal inside the protocol (opening the
@@ -67,6 +69,9 @@ void handoff_unreserve(void);
 void handoff_push(int copy_fd, bool urgent);
 /* Wakes the reaper (also for a request other than a hand-off). */
 void handoff_wake_reaper(void);
+/* Wakes the reaper if it sleeps past `by_ns` (CLOCK_MONOTONIC): for a copy
+ * that waits elsewhere (nursery.h, N3). */
+void handoff_expect_look_by(int64_t by_ns);
 /* This thread is inside the protocol (a signal handler interrupted it). */
 bool handoff_busy_here(void);
 /* Held copies right now (reserved ones included). */
@@ -84,7 +89,8 @@ bool handoff_close_channel_if_idle(void);
 int handoff_epoll_fd(void);
 int handoff_wake_fd(void);
 /* Publishes when the reaper wakes by itself: returns the epoll_pwait()
- * timeout to use (`timeout_ms`, or 0 when copies wait on the stack). */
+ * timeout to use (`timeout_ms`, 0 when copies wait on the stack, or
+ * shorter when a copy in the nursery is due for its sweep, N3). */
 int handoff_begin_wait(int timeout_ms);
 void handoff_end_wait(void);
 /* Copies wait on the stack. */

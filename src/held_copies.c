@@ -13,6 +13,7 @@
 #include "interleaving.h"
 #include "look_gate.h"
 #include "monotonic.h"
+#include "nursery.h"
 #include "raw_syscall.h"
 #include "settle_queue.h"
 #include "stats.h"
@@ -247,6 +248,11 @@ void held_copies_adopt_handed_off(void)
 		adopt(fd);
 		fd = next;
 	}
+}
+
+void held_copies_adopt_from_nursery(int64_t min_age_ns)
+{
+	nursery_sweep(monotonic_ns(), min_age_ns, adopt);
 }
 
 void held_copies_on_event(uint64_t token)

@@ -11,6 +11,8 @@
 bool held_copies_init(size_t max_held);
 /* Adopts every copy on the hand-off stack. */
 void held_copies_adopt_handed_off(void);
+/* Adopts the copies in the nursery at least `min_age_ns` old (0: all). */
+void held_copies_adopt_from_nursery(int64_t min_age_ns);
 /* At the end of each round: looks at the copies shut down in the round
  * before (settle_queue.h). */
 void held_copies_end_round(void);

@@ -17,6 +17,7 @@
 #include "held_copies.h"
 #include "interleaving.h"
 #include "monotonic.h"
+#include "nursery.h"
 #include "raw_syscall.h"
 #include "stats.h"
 #include "tcp_probe.h"
@@ -55,7 +56,11 @@ static void serve_vacate_request(void)
 	int fd = atomic_load(&reaper.vacate_fd);
 	if (fd < 0)
 		return;
-	held_copies_adopt_handed_off(); /* a copy still on the stack must be adopted first */
+	/* A copy still on the stack or in the nursery is adopted first, and
+	 * one a closer took from the nursery once it is handed off (N4). */
+	held_copies_adopt_from_nursery(0);
+	nursery_wait_for_takers();
+	held_copies_adopt_handed_off();
 	struct fd_entry *e = fd_table_entry(fd);
 	if (handoff_is_channel_descriptor(fd))
 		handoff_move_channel_descriptor(fd);
@@ -105,6 +110,7 @@ static void serve_events(int64_t wake_by)
 	/* Not idle any more: a copy pushed from here on is found at the next
 	 * round's look at the stack (handoff.h, I3). */
 	held_copies_adopt_handed_off();
+	held_copies_adopt_from_nursery(NURSERY_SWEEP_NS);
 	held_copies_end_round();
 	serve_vacate_request();
 	held_copies_expire(monotonic_ns());
@@ -260,7 +266,7 @@ bool reaper_vacate(int fd)
 {
 	/* A signal handler that interrupted this thread inside the protocol
 	 * cannot wait for the reaper (handoff.h, I5). */
-	if (handoff_busy_here())
+	if (handoff_busy_here() || nursery_busy_here())
 		return false;
 	int saved = errno;
 	for (;;) {
@@ -311,6 +317,7 @@ void reaper_forget_after_fork(void)
 {
 	/* Single-threaded here: the parent's reaper and closers are gone. */
 	fd_table_for_each(close_inherited_copy);
+	nursery_forget_after_fork();
 	handoff_forget_after_fork();
 	atomic_store(&reaper.vacate_fd, -1);
 	reaper.skipped_wait = false;

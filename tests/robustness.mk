@@ -4,7 +4,8 @@
 # of issue 9: vfork/fork children, closes that end in the caller with the
 # kernel's result, cancellation and signal-handler closes; and of issue 10:
 # syscall(), fclose() and io_uring epoll registrations; of issue 12: the
-# linger the table knows, release outcomes without the probes.
+# linger the table knows, release outcomes without the probes, the copies a
+# later close() releases.
 
 sharing_sources = tests/integration/sharing_helpers.c tests/integration/sharing_helpers.h \
 	$(loopback_sources)
@@ -23,6 +24,7 @@ robustness_tests = \
 	tests/integration/test_linger_known \
 	tests/integration/test_release_outcomes \
 	tests/integration/test_settle \
+	tests/integration/test_later_close \
 	tests/faults/test_injected_failures \
 	tests/faults/test_two_copies \
 	tests/stress/wspclose-stress
@@ -68,6 +70,9 @@ tests_integration_test_release_outcomes_LDADD = $(test_libs)
 tests_integration_test_settle_SOURCES = tests/integration/test_settle.c $(loopback_sources)
 tests_integration_test_settle_CFLAGS = $(test_cflags)
 tests_integration_test_settle_LDADD = $(test_libs)
+tests_integration_test_later_close_SOURCES = tests/integration/test_later_close.c $(loopback_sources)
+tests_integration_test_later_close_CFLAGS = $(test_cflags)
+tests_integration_test_later_close_LDADD = $(test_libs)
 tests_integration_test_every_close_SOURCES = tests/integration/test_every_close.c src/raw_syscall.c \
 	$(sharing_sources)
 tests_integration_test_every_close_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/src
