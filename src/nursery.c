@@ -19,8 +19,13 @@ static _Atomic uint64_t slots[NURSERY_SLOTS];
  * whether this thread is one (initial-exec TLS: a plain access). */
 static _Atomic int takers;
 static __thread int taking __attribute__((tls_model("initial-exec")));
-/* Where the next placement starts looking: spreads closers over the slots. */
-static _Atomic unsigned next_slot;
+/* Where this thread's next placement starts looking: spreads threads. */
+static __thread unsigned next_slot __attribute__((tls_model("initial-exec")));
+/* Hints that spare a close() its scans: every slot was taken at the last
+ * placement and none since, and no copy is settled before `next_settled`
+ * (a late hint only leaves a copy to a later close, or to the sweep). */
+static _Atomic bool full;
+static _Atomic int64_t next_settled = INT64_MAX;
 
 /* Microseconds, wrapping every 71 minutes: a copy is never that old here. */
 static uint32_t stamp(int64_t now)
@@ -46,26 +51,38 @@ static int64_t age_ns(uint64_t word, int64_t now)
 /* N2: true when this thread now owns the copy the slot held. */
 static bool take(_Atomic uint64_t *slot, uint64_t word)
 {
-	return atomic_compare_exchange_strong(slot, &word, 0);
+	if (!atomic_compare_exchange_strong(slot, &word, 0))
+		return false;
+	if (atomic_load_explicit(&full, memory_order_relaxed))
+		atomic_store_explicit(&full, false, memory_order_relaxed);
+	return true;
 }
 
 /* ---------------------------------------------------------------- closer side */
 
 bool nursery_place(int copy_fd, int64_t now)
 {
+	if (atomic_load_explicit(&full, memory_order_relaxed))
+		return false;
 	uint64_t word = word_of(copy_fd, now);
-	unsigned start = atomic_fetch_add_explicit(&next_slot, 1, memory_order_relaxed);
+	unsigned start = next_slot++;
 	for (unsigned i = 0; i < NURSERY_SLOTS; i++) {
 		_Atomic uint64_t *slot = &slots[(start + i) % NURSERY_SLOTS];
 		uint64_t empty = 0;
 		if (atomic_load_explicit(slot, memory_order_relaxed) == 0 &&
 		    atomic_compare_exchange_strong(slot, &empty, word)) {
+			int64_t settled = now + NURSERY_SETTLE_NS;
+			int64_t hint = atomic_load(&next_settled);
+			while (settled < hint &&
+			       !atomic_compare_exchange_weak(&next_settled, &hint, settled))
+				;
 			interleaving_point();
 			/* N3: the reaper sleeps no longer than the sweep time. */
 			handoff_expect_look_by(now + NURSERY_SWEEP_NS);
 			return true;
 		}
 	}
+	atomic_store_explicit(&full, true, memory_order_relaxed);
 	return false;
 }
 
@@ -91,13 +108,20 @@ static bool release_here(int fd)
 
 void nursery_release_settled(int64_t now)
 {
+	if (now < atomic_load_explicit(&next_settled, memory_order_relaxed))
+		return;
 	int saved = errno;
 	int taken = 0;
-	unsigned start = atomic_load_explicit(&next_slot, memory_order_relaxed);
-	for (unsigned i = 0; i < NURSERY_SLOTS && taken < 2; i++) {
+	int64_t settles_next = INT64_MAX;
+	unsigned start = next_slot;
+	unsigned i;
+	for (i = 0; i < NURSERY_SLOTS && taken < 2; i++) {
 		_Atomic uint64_t *slot = &slots[(start + i) % NURSERY_SLOTS];
 		uint64_t word = atomic_load(slot);
-		if (word == 0 || age_ns(word, now) < NURSERY_SETTLE_NS)
+		int64_t age = word != 0 ? age_ns(word, now) : 0;
+		if (word != 0 && age < NURSERY_SETTLE_NS && now - age + NURSERY_SETTLE_NS < settles_next)
+			settles_next = now - age + NURSERY_SETTLE_NS;
+		if (word == 0 || age < NURSERY_SETTLE_NS)
 			continue;
 		/* Counted before the take: a reaper that finds the slot empty
 		 * then waits for us (N4). */
@@ -112,6 +136,10 @@ void nursery_release_settled(int64_t now)
 		atomic_fetch_sub(&takers, 1);
 		taking--;
 	}
+	/* Every slot seen: the hint is what is left (a copy placed meanwhile
+	 * lowers it again, or waits for a later look). */
+	if (i == NURSERY_SLOTS)
+		atomic_store(&next_settled, settles_next);
 	errno = saved;
 }
 
@@ -154,5 +182,7 @@ void nursery_forget_after_fork(void)
 	for (unsigned i = 0; i < NURSERY_SLOTS; i++)
 		atomic_store(&slots[i], 0);
 	atomic_store(&takers, 0);
+	atomic_store(&full, false);
+	atomic_store(&next_settled, INT64_MAX);
 	taking = 0;
 }
