@@ -221,12 +221,12 @@ static bool shut_down_in_caller(struct close_request *r, bool look, bool may_end
 }
 
 /* N1 (nursery.h): a copy whose release waits for the ACK of its FIN alone,
- * with nothing observing its outcome, and a deadline far beyond the sweep. */
+ * with a deadline far beyond the sweep. */
 static bool may_wait_in_nursery(const struct close_request *r, const struct close_plan *plan,
 				const struct fd_entry *held)
 {
 	return plan->action == ACTION_HAND_OFF && !r->facts.linger_on &&
-	       held->held.start == START_SHUT_DOWN && !stats_report_wanted() &&
+	       held->held.start == START_SHUT_DOWN &&
 	       held->held.deadline_ns - held->held.since_ns > 4 * NURSERY_SWEEP_NS;
 }
 

@@ -109,15 +109,14 @@ static void release(int fd, enum held_outcome outcome)
 	release_in_state(fd, outcome, trace_enabled() ? probe_tcp_state(fd) : -1);
 }
 
-/* Releases fd when its teardown is over (true); otherwise it keeps
- * waiting. */
-static bool check_teardown(int fd)
+bool held_copy_teardown_over(int fd, enum held_outcome *outcome_out, int *state_out)
 {
 	/* Unobserved, only "over or not" matters: nothing left to acknowledge
 	 * (SIOCOUTQ counts our FIN too, once queued) says it without the
 	 * socket lock and the cache lines TCP_INFO reads. */
 	if (!stats_report_wanted() && probe_send_queue(fd) == 0) {
-		release(fd, OUTCOME_FIN_ACKED);
+		*outcome_out = OUTCOME_FIN_ACKED;
+		*state_out = -1; /* not traced */
 		return true;
 	}
 	struct tcp_snapshot now;
@@ -137,7 +136,20 @@ static bool check_teardown(int fd)
 		bool data_came = now.data_segs_in != fd_table_entry(fd)->held.data_segs_in;
 		outcome = data_came ? OUTCOME_DATA_AFTER_CLOSE : OUTCOME_PEER_RESET;
 	}
-	release_in_state(fd, outcome, rc >= 0 ? now.state : -1);
+	*outcome_out = outcome;
+	*state_out = rc >= 0 ? now.state : -1;
+	return true;
+}
+
+/* Releases fd when its teardown is over (true); otherwise it keeps
+ * waiting. */
+static bool check_teardown(int fd)
+{
+	enum held_outcome outcome;
+	int state;
+	if (!held_copy_teardown_over(fd, &outcome, &state))
+		return false;
+	release_in_state(fd, outcome, state);
 	return true;
 }
 

@@ -7,6 +7,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "stats.h"
+
+/* Whether a held copy's teardown is over, its outcome and the TCP state
+ * that allowed it (-1 when nothing traces it). Probes only: any thread
+ * that owns the copy (nursery.h). */
+bool held_copy_teardown_over(int fd, enum held_outcome *outcome, int *state);
 /* Before the thread starts: room for max_held deadlines. */
 bool held_copies_init(size_t max_held);
 /* Adopts every copy on the hand-off stack. */

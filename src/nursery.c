@@ -5,10 +5,12 @@
 #include "fd_table.h"
 #include "fork_guard.h"
 #include "handoff.h"
+#include "held_copies.h"
 #include "interleaving.h"
 #include "monotonic.h"
 #include "stats.h"
 #include "tcp_probe.h"
+#include "trace.h"
 
 #include <errno.h>
 #include <sched.h>
@@ -86,18 +88,26 @@ bool nursery_place(int copy_fd, int64_t now)
 	return false;
 }
 
-/* What the reaper's release does for a copy whose FIN is acknowledged,
- * unobserved (held_copies.c), done here: the last reference goes. False
- * when something is still owed (SIOCOUTQ counts our FIN too: 0 is "all
- * acknowledged"), or while a fork() is pending: no fork() between
- * unmarking the copy and closing it (fork_guard.h). */
+/* What the reaper's look and release do for a copy whose teardown is over
+ * (held_copies.c), done here: its trace lines, its count, and the close of
+ * the last reference. False when it is still draining, or while a fork()
+ * is pending: no fork() between unmarking the copy and closing it
+ * (fork_guard.h), and nothing traced before it is certain. */
 static bool release_here(int fd)
 {
-	if (probe_send_queue(fd) != 0 || !fork_guard_try_enter())
+	enum held_outcome outcome;
+	int state;
+	if (!held_copy_teardown_over(fd, &outcome, &state) || !fork_guard_try_enter())
 		return false;
 	struct fd_entry *e = fd_table_entry(fd);
 	atomic_fetch_add(&e->held.generation, 1);
-	stats_count_release(OUTCOME_FIN_ACKED);
+	/* The close line the reaper would write at adoption and the release
+	 * line, in one write() from this thread. */
+	if (trace_enabled())
+		trace_close_adopted_and_released(fd, (enum close_row)e->held.row,
+						 held_outcome_name(outcome), state,
+						 monotonic_ns() - e->held.since_ns);
+	stats_count_release(outcome);
 	fd_table_forget(fd);
 	interleaving_point();
 	raw_close(fd);

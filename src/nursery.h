@@ -1,10 +1,11 @@
 /* nursery.h: held copies that closing threads may release themselves (§3).
  * Releasing a copy on another CPU, in the reaper, costs more than the close
  * it replaces: the socket's cache lines and its slab objects are the
- * closer's. So a copy that only waits for the ACK of its FIN, unobserved,
- * first waits in a small array of slots; a later close() in any thread
- * takes a copy that has settled, looks once (SIOCOUTQ) and, if all is
- * acknowledged, closes it in place of the reaper. What is still owed goes
+ * closer's. So a copy that only waits for the ACK of its FIN first waits
+ * in a small array of slots; a later close() in any thread takes a copy
+ * that has settled, looks once as the reaper would (SIOCOUTQ, or TCP_INFO
+ * when a trace or the statistics want the outcome) and, if the teardown is
+ * over, writes its trace lines and closes it in place of the reaper. What is still owed goes
  * to the reaper, which also sweeps every copy left in a slot for
  * NURSERY_SWEEP_NS: a program that stops closing waits for no one.
  *
@@ -14,7 +15,8 @@
  * Invariants:
  *   N1 A copy in a slot is reserved (handoff.h, I1), published as held,
  *      shut down, with linger off, its deadline far off, and not adopted:
- *      the reaper's structures know nothing of it.
+ *      the reaper's structures know nothing of it (its close line waits in
+ *      trace_later.c for whoever takes it).
  *   N2 Whoever swaps a slot's word for 0 owns that copy alone: a closer
  *      releases it or hands it off (handoff_push), the reaper adopts it.
  *      The same word twice names the same live copy, so a stale swap

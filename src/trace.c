@@ -384,10 +384,17 @@ void trace_release(int fd, uint64_t inode, enum close_row row, const char *outco
 void trace_close_and_release(const struct trace_close *ev, uint64_t inode, const char *outcome,
 			     int tcp_state, int64_t held_ns)
 {
-	if (!trace_enabled())
-		return;
+	if (trace_enabled())
+		trace_write_close_and_release(ev, line_realtime_ns(), trace_current_tid(), inode,
+					      outcome, tcp_state, held_ns);
+}
+
+void trace_write_close_and_release(const struct trace_close *ev, int64_t time_ns, pid_t tid,
+				   uint64_t inode, const char *outcome, int tcp_state,
+				   int64_t held_ns)
+{
 	struct trace_line lines[2];
-	build_close_line(&lines[0], ev, line_realtime_ns(), trace_current_tid());
+	build_close_line(&lines[0], ev, time_ns, tid);
 	build_release_line(&lines[1], ev->fd, inode, ev->plan.row, outcome, tcp_state, held_ns);
 	terminate_line(&lines[0]);
 	terminate_line(&lines[1]);

@@ -64,6 +64,10 @@ bool trace_close_later(int copy_fd, const struct trace_close *event);
 /* The reaper, adopting copy_fd: writes the recorded close line; returns the
  * socket's inode for the release line. */
 uint64_t trace_close_adopted(int copy_fd);
+/* A closer releasing copy_fd from the nursery (nursery.h): its recorded
+ * close line and its release line, in one write. */
+void trace_close_adopted_and_released(int copy_fd, enum close_row row, const char *outcome,
+				      int tcp_state, int64_t held_ns);
 /* The calling thread's lines are collected and written together by
  * trace_flush() (or when the next line would not fit): whole lines, at most
  * PIPE_BUF bytes per write(), so they still never interleave with other

@@ -2,7 +2,8 @@
  * (trace.h, trace_close_later): one record per descriptor number, mapped
  * with the trace and touched only where held copies live. The closer
  * fills the record of its copy's number; the reaper writes the line when
- * it adopts the copy. */
+ * it adopts the copy, or a later close() that releases the copy from the
+ * nursery writes it with the release line. */
 #include "trace.h"
 #include "trace_internal.h"
 #include "trace_line.h"
@@ -81,15 +82,26 @@ bool trace_close_later(int copy_fd, const struct trace_close *ev)
 	return true;
 }
 
-uint64_t trace_close_adopted(int copy_fd)
+/* A release line to write after the close line. */
+struct later_release {
+	enum close_row row;
+	const char *outcome;
+	int tcp_state;
+	int64_t held_ns;
+};
+
+/* Writes copy_fd's recorded close line, and the release line with it in
+ * one write when there is one; returns the socket's inode. */
+static uint64_t write_recorded(int copy_fd, const struct later_release *release)
 {
-	if (!trace_enabled())
-		return 0;
 	int saved = errno;
 	struct trace_socket s;
 	trace_describe_local(copy_fd, &s);
 	struct later_close *rec = later_record(copy_fd);
 	if (rec == NULL || !atomic_exchange_explicit(&rec->recorded, false, memory_order_acquire)) {
+		if (release != NULL)
+			trace_release(copy_fd, s.inode, release->row, release->outcome,
+				      release->tcp_state, release->held_ns);
 		errno = saved;
 		return s.inode; /* for the release line */
 	}
@@ -113,7 +125,24 @@ uint64_t trace_close_adopted(int copy_fd)
 		.plan = { (enum close_row)rec->row, (enum close_action)rec->action },
 		.held_fd = copy_fd, .blocked_ns = rec->blocked_ns, .result = rec->result,
 	};
-	trace_write_close_line(&ev, rec->time_ns, rec->tid);
+	if (release != NULL)
+		trace_write_close_and_release(&ev, rec->time_ns, rec->tid, s.inode, release->outcome,
+					      release->tcp_state, release->held_ns);
+	else
+		trace_write_close_line(&ev, rec->time_ns, rec->tid);
 	errno = saved;
 	return s.inode;
+}
+
+uint64_t trace_close_adopted(int copy_fd)
+{
+	return trace_enabled() ? write_recorded(copy_fd, NULL) : 0;
+}
+
+void trace_close_adopted_and_released(int copy_fd, enum close_row row, const char *outcome,
+				      int tcp_state, int64_t held_ns)
+{
+	struct later_release release = { row, outcome, tcp_state, held_ns };
+	if (trace_enabled())
+		write_recorded(copy_fd, &release);
 }
