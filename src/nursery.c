@@ -29,7 +29,8 @@ static __thread unsigned next_slot __attribute__((tls_model("initial-exec")));
 static _Atomic bool full;
 static _Atomic int64_t next_settled = INT64_MAX;
 
-/* Microseconds, wrapping every 71 minutes: a copy is never that old here. */
+/* Microseconds, wrapping every 71 minutes: a copy is never 35 minutes old
+ * here (the reaper sweeps it at 2 ms). */
 static uint32_t stamp(int64_t now)
 {
 	return (uint32_t)(now / 1000);
@@ -45,9 +46,12 @@ static int fd_of(uint64_t word)
 	return (int)(uint32_t)word - 1;
 }
 
+/* A reader's `now` may be older than a copy placed after it was read:
+ * that copy is 0 old, not 71 minutes. */
 static int64_t age_ns(uint64_t word, int64_t now)
 {
-	return (int64_t)(uint32_t)(stamp(now) - (uint32_t)(word >> 32)) * 1000;
+	int32_t us = (int32_t)(stamp(now) - (uint32_t)(word >> 32));
+	return us > 0 ? (int64_t)us * 1000 : 0;
 }
 
 /* N2: true when this thread now owns the copy the slot held. */

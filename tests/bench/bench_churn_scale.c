@@ -1,7 +1,7 @@
 /* bench_churn_scale.c: connection churn at scale (make bench-scale): a server
  * child accepts, sends 1 KiB and closes, without and with libwspclose, and
- * optionally with a reference preload (hold_floor.so: the price of holding
- * itself), in one run. */
+ * optionally with a reference preload (hold_floor.so: a minimal holder with
+ * a release thread), in one run. */
 #include "bench_scale_util.h"
 
 #include <arpa/inet.h>

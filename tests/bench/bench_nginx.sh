@@ -5,8 +5,9 @@
 # Usage: sh bench_nginx.sh --library PATH [--reference PATH] [--rounds N] [--seconds S]
 # Each round starts nginx (one worker, a 612-byte file) once plain, once
 # with LD_PRELOAD of the library and, with --reference, once with that
-# reference library (hold_floor.so: the least a library can do to hold a
-# socket until its FIN is acknowledged), the order rotating by round, and
+# reference library (hold_floor.so: a minimal holder that keeps each socket
+# until its FIN is acknowledged and closes the copies in a thread of its
+# own), the order rotating by round, and
 # drives it with
 # `wrk -t1 -c4 -d S -H 'Connection: close'` over loopback. The server's CPU
 # is the worker's user + system time from /proc/PID/stat (every thread of
@@ -178,9 +179,9 @@ printf '\n%-34s' "server CPU per request, us"
 for config in $configs; do printf ' %12s' "$(median_of_lines <"$work/cpu.$config")"; done
 printf '\n'
 if [ -n "$reference" ]; then
-	printf 'reference/plain (the price of holding itself): %.3f (per-round range %s)\n' \
+	printf 'reference/plain (a minimal holder with a release thread): %.3f (per-round range %s)\n' \
 		"$(median_of_lines <"$work/ratio.ref")" "$(range_of "$work/ratio.ref")"
-	printf 'libwspclose/reference (what the library adds to it): %.3f (per-round range %s)\n' \
+	printf 'libwspclose/reference: %.3f (per-round range %s)\n' \
 		"$(median_of_lines <"$work/ratio.lib-ref")" "$(range_of "$work/ratio.lib-ref")"
 fi
 ratio=$(median_of_lines <"$work/ratio")

@@ -1,13 +1,14 @@
 /* hold_floor.c: a reference for make bench-nginx and bench-scale's churn, not
  * part of the library.
- * The least work any LD_PRELOAD library can do to hold an accepted TCP socket
- * until its FIN is acknowledged (libwspclose(7), G1): at close() it leaves the
- * epoll set the socket was added to, sends the FIN (shutdown), keeps a copy
- * high up (dup) and closes the number; a thread looks at each copy about 1 ms
- * later with one TCP_INFO and closes it once nothing is left to acknowledge.
- * Everything else the library does (the linger probe, the look for unread
- * data that owes an RST, dup2/fork/signal safety, tracing) is left out, so
- * the gap between this and plain Linux is the price of holding itself.
+ * A minimal LD_PRELOAD holder of accepted TCP sockets until their FIN is
+ * acknowledged (libwspclose(7), G1), built the way the library was before
+ * its nursery: at close() it leaves the epoll set the socket was added to,
+ * sends the FIN (shutdown), keeps a copy high up (dup) and closes the
+ * number; a thread of its own looks at each copy about 1 ms later with one
+ * TCP_INFO and closes it once nothing is left to acknowledge. Everything
+ * else the library does (the linger probe, the look for unread data that
+ * owes an RST, dup2/fork/signal safety, tracing) is left out. Releasing the
+ * copies in that thread, on another CPU, is most of what it costs.
  * Only sockets returned by accept() or accept4() (nginx's, and the churn
  * benchmark's server) are held; it assumes one closing thread and
  * descriptors below HOLD_FLOOR_FDS. */

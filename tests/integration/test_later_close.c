@@ -58,12 +58,13 @@ static void peer_reads_eof_and_closes(struct lb_pair *pair)
 }
 
 /* Closes the client end (a held copy) and lets the peer acknowledge; the
- * copy's inode, and when close() was called. */
+ * copy's inode, and when close() returned (the copy's wait starts inside
+ * it). */
 static ino_t close_and_acknowledge(struct lb_pair *pair, int64_t *closed_at)
 {
 	ino_t inode = lb_socket_inode(pair->client);
-	*closed_at = now_us();
 	ck_assert_int_eq(close(pair->client), 0);
+	*closed_at = now_us();
 	pair->client = -1;
 	peer_reads_eof_and_closes(pair);
 	return inode;
