@@ -299,7 +299,7 @@ int close_action_hand_off(struct close_request *r, const struct close_plan *plan
 		held->held.start = START_SHUT_DOWN;
 	/* Recorded before the reaper can see the copy (and release it). */
 	close_trace_hand_off(r, plan, copy, rc);
-	int64_t now = monotonic_ns();
+	int64_t now = held->held.since_ns; /* read a moment ago, when the copy was made */
 	if (!may_wait_in_nursery(r, plan, held) || !nursery_place(copy, now))
 		reaper_hand_off(copy, held->held.start != START_SHUT_DOWN);
 	/* In place of the reaper, on this CPU: what an earlier close left. */
