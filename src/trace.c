@@ -385,17 +385,18 @@ void trace_close_and_release(const struct trace_close *ev, uint64_t inode, const
 			     int tcp_state, int64_t held_ns)
 {
 	if (trace_enabled())
-		trace_write_close_and_release(ev, line_realtime_ns(), trace_current_tid(), inode,
-					      outcome, tcp_state, held_ns);
+		trace_write_close_and_release(ev, line_realtime_ns(), trace_current_tid(), ev->fd,
+					      inode, outcome, tcp_state, held_ns);
 }
 
 void trace_write_close_and_release(const struct trace_close *ev, int64_t time_ns, pid_t tid,
-				   uint64_t inode, const char *outcome, int tcp_state,
-				   int64_t held_ns)
+				   int released_fd, uint64_t inode, const char *outcome,
+				   int tcp_state, int64_t held_ns)
 {
 	struct trace_line lines[2];
 	build_close_line(&lines[0], ev, time_ns, tid);
-	build_release_line(&lines[1], ev->fd, inode, ev->plan.row, outcome, tcp_state, held_ns);
+	build_release_line(&lines[1], released_fd, inode, ev->plan.row, outcome, tcp_state,
+			   held_ns);
 	terminate_line(&lines[0]);
 	terminate_line(&lines[1]);
 	if (collecting_here) {

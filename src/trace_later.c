@@ -126,8 +126,8 @@ static uint64_t write_recorded(int copy_fd, const struct later_release *release)
 		.held_fd = copy_fd, .blocked_ns = rec->blocked_ns, .result = rec->result,
 	};
 	if (release != NULL)
-		trace_write_close_and_release(&ev, rec->time_ns, rec->tid, s.inode, release->outcome,
-					      release->tcp_state, release->held_ns);
+		trace_write_close_and_release(&ev, rec->time_ns, rec->tid, copy_fd, s.inode,
+					      release->outcome, release->tcp_state, release->held_ns);
 	else
 		trace_write_close_line(&ev, rec->time_ns, rec->tid);
 	errno = saved;

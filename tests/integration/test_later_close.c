@@ -193,6 +193,13 @@ START_TEST(the_closer_traces_what_it_releases)
 	const char *released = trace_line_of(trace, "event=release ", inode);
 	ck_assert_msg(closed != NULL && released != NULL && closed < released,
 		      "the copy%shas no close line before its release line:\n%s", inode, trace);
+	/* As the reaper's: the release line names the held copy. */
+	const char *held_fd = strstr(closed, " held_fd=");
+	ck_assert_ptr_nonnull(held_fd);
+	char copy_fd[48];
+	snprintf(copy_fd, sizeof copy_fd, " fd=%ld ", strtol(held_fd + 9, NULL, 10));
+	ck_assert_msg(strncmp(strstr(released, " fd="), copy_fd, strlen(copy_fd)) == 0,
+		      "the release line does not name the copy%s:\n%.300s", copy_fd, released);
 	char tid[48];
 	snprintf(tid, sizeof tid, " tid=%d ", (int)pid); /* the child's only closing thread */
 	ck_assert_msg(strncmp(strstr(released, " tid="), tid, strlen(tid)) == 0 &&
