@@ -5,9 +5,9 @@
  * in a small array of slots; a later close() in any thread takes a copy
  * that has settled, looks once as the reaper would (SIOCOUTQ, or TCP_INFO
  * when a trace or the statistics want the outcome) and, if the teardown is
- * over, writes its trace lines and closes it in place of the reaper. What is still owed goes
- * to the reaper, which also sweeps every copy left in a slot for
- * NURSERY_SWEEP_NS: a program that stops closing waits for no one.
+ * over, writes its trace lines and closes it in place of the reaper. What
+ * is still owed goes to the reaper, which also sweeps every copy left in a
+ * slot for NURSERY_SWEEP_NS: a program that stops closing waits for no one.
  *
  * Shared state: NURSERY_SLOTS atomic words, 0 when empty, else the copy's
  * number and when it was placed.

@@ -3,10 +3,11 @@
  * (EPOLLIN|EPOLLRDHUP and no EPOLLOUT: it fires on TCP state changes, not
  * on data ACKs), and in a deadline heap; they are released when our FIN is
  * acknowledged, the peer resets, or the deadline passes (RST). Copies
- * arrive through the hand-off protocol (handoff.h), which also owns the
- * channel: while nothing is held the library holds no descriptor at all
- * and the thread sleeps on a futex, with no wake-ups. What is done to each
- * copy is held_copies.c's. */
+ * arrive through the hand-off protocol (handoff.h), or through the sweep of
+ * the nursery when no closer released them first (nursery.h). The hand-off
+ * protocol also owns the channel: while nothing is held the library holds
+ * no descriptor at all and the thread sleeps on a futex, with no wake-ups.
+ * What is done to each copy is held_copies.c's. */
 #include "reaper.h"
 #include "close_decision.h"
 #include "config.h"
