@@ -132,11 +132,14 @@ void nursery_release_settled(int64_t now)
 	for (i = 0; i < NURSERY_SLOTS && taken < 2; i++) {
 		_Atomic uint64_t *slot = &slots[(start + i) % NURSERY_SLOTS];
 		uint64_t word = atomic_load(slot);
-		int64_t age = word != 0 ? age_ns(word, now) : 0;
-		if (word != 0 && age < NURSERY_SETTLE_NS && now - age + NURSERY_SETTLE_NS < settles_next)
-			settles_next = now - age + NURSERY_SETTLE_NS;
-		if (word == 0 || age < NURSERY_SETTLE_NS)
+		if (word == 0)
 			continue;
+		int64_t settles = now - age_ns(word, now) + NURSERY_SETTLE_NS;
+		if (settles > now) {
+			if (settles < settles_next)
+				settles_next = settles;
+			continue;
+		}
 		/* Counted before the take: a reaper that finds the slot empty
 		 * then waits for us (N4). */
 		taking++;
