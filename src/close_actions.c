@@ -9,6 +9,7 @@
 #include "deadline_heap.h"
 #include "epoll_sets.h"
 #include "fork_guard.h"
+#include "handoff.h"
 #include "interleaving.h"
 #include "libc_binding.h"
 #include "look_gate.h"
@@ -140,7 +141,7 @@ static void fill_held_entry(int copy_fd, struct fd_entry *held, const struct clo
 	held->held.row = (uint8_t)plan->row;
 	held->held.deadline_kind = linger_deadline ? DEADLINE_LINGER : DEADLINE_GRACE;
 	held->held.linger_on = r->facts.linger_on;
-	held->held.adopted = false;
+	atomic_store_explicit(&held->held.adopted, false, memory_order_relaxed);
 	held->held.heap_index = DEADLINE_HEAP_NOWHERE;
 	held->held.data_segs_in = r->data_segs_in;
 	held->held.data_segs_known = r->data_segs_read;
@@ -279,6 +280,8 @@ int close_action_hand_off(struct close_request *r, const struct close_plan *plan
 		reaper_unreserve();
 		return close_gracefully_now(r);
 	}
+	/* Ours until it is pushed or placed (handoff.h, I6). */
+	int delivering = handoff_delivery_begin(copy);
 	fill_held_entry(copy, held, r, plan);
 	fork_guard_leave();
 	r->held_fd = copy;
@@ -288,8 +291,8 @@ int close_action_hand_off(struct close_request *r, const struct close_plan *plan
 	if (!r->number_given_up) {
 		/* The replacing dup failed: fd is still the application's. */
 		int error = errno;
-		fd_table_forget(copy);
-		raw_close(copy);
+		fork_guard_forget_and_close(copy);
+		handoff_delivery_end(delivering);
 		reaper_unreserve();
 		r->held_fd = -1;
 		errno = error;
@@ -302,6 +305,7 @@ int close_action_hand_off(struct close_request *r, const struct close_plan *plan
 	int64_t now = held->held.since_ns; /* read a moment ago, when the copy was made */
 	if (!may_wait_in_nursery(r, plan, held) || !nursery_place(copy, now))
 		reaper_hand_off(copy, held->held.start != START_SHUT_DOWN);
+	handoff_delivery_end(delivering);
 	/* In place of the reaper, on this CPU: what an earlier close left. */
 	nursery_release_settled(now);
 	return rc;
@@ -316,14 +320,18 @@ static bool wait_for_drain(int fd, int64_t deadline)
 	/* Edge-triggered, no event bits: fires on TCP state changes only. It
 	 * is ours, high up; an application dup2() onto its number takes it
 	 * over (reaper_vacate), and then this wait polls instead. */
-	int ep = raw_move_high((int)raw_syscall(SYS_epoll_create1, EPOLL_CLOEXEC));
+	int ep = -1;
+	if (fork_guard_try_enter()) { /* marked before a fork() or a dup2() sees it */
+		ep = raw_move_high((int)raw_syscall(SYS_epoll_create1, EPOLL_CLOEXEC));
+		if (ep >= 0)
+			fd_table_set_transient(ep);
+		fork_guard_leave();
+	}
 	struct fd_entry *ep_entry = ep >= 0 ? fd_table_entry(ep) : NULL;
 	if (ep >= 0) {
-		fd_table_set_transient(ep);
 		struct epoll_event ev = { .events = EPOLLET, .data.fd = fd };
 		if (raw_syscall(SYS_epoll_ctl, ep, EPOLL_CTL_ADD, fd, &ev) != 0) {
-			fd_table_forget(ep);
-			raw_close(ep);
+			fork_guard_forget_and_close(ep);
 			ep = -1;
 		}
 	}
@@ -355,10 +363,13 @@ static bool wait_for_drain(int fd, int64_t deadline)
 		if (backoff_ms < 16)
 			backoff_ms *= 2;
 	}
+	/* Still ours (not taken over by a dup2()) and closed in one window. */
+	fork_guard_enter();
 	if (ep >= 0 && ep_entry != NULL && (atomic_load(&ep_entry->state) & FD_LIBRARY_OWNED)) {
 		fd_table_forget(ep);
 		raw_close(ep);
 	}
+	fork_guard_leave();
 	return drained;
 }
 
@@ -389,7 +400,10 @@ int close_action_linger_wait(struct close_request *r)
 	}
 	bool drained = wait_for_drain(subject, deadline);
 	/* A fork child or an application dup2() may have taken the copy's
-	 * number meanwhile (reaper_vacate): then it is not ours to touch. */
+	 * number meanwhile (reaper_vacate): then it is not ours to touch. From
+	 * that look to its close, no dup2() can take it (a window). */
+	if (copy >= 0)
+		fork_guard_enter();
 	struct fd_entry *ce = copy >= 0 ? fd_table_entry(copy) : NULL;
 	bool ours = copy < 0 || (ce && (atomic_load(&ce->state) & FD_TRANSIENT));
 	if (ours && !drained) {
@@ -405,5 +419,6 @@ int close_action_linger_wait(struct close_request *r)
 		fd_table_forget(copy);
 		raw_close(copy);
 	}
+	fork_guard_leave();
 	return rc;
 }

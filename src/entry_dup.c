@@ -5,8 +5,10 @@
  * application (§1, last row). */
 #include "close_path.h"
 #include "fd_table.h"
+#include "fork_guard.h"
 #include "libc_binding.h"
 #include "reaper.h"
+#include "tcp_probe.h"
 #include "vm_sharing.h"
 
 #include <errno.h>
@@ -48,6 +50,16 @@ WSPCLOSE_EXPORT int dup(int fd)
 	return noted(fd, libc_dup(fd), true);
 }
 
+/* A number high up that is not the application's socket or epoll set: a
+ * held copy may be made there, or closed, at any moment. */
+static bool may_be_changing_hands(int target)
+{
+	struct fd_entry *e = fd_table_entry(target);
+	uint32_t state = e != NULL ? atomic_load(&e->state) : 0;
+	return raw_number_may_be_library_high(target) &&
+	       (fd_kind(state) == FD_KIND_NONE || (state & FD_LIBRARY_OWNED));
+}
+
 static int replace(int fd, int target, bool use_dup3, int flags)
 {
 	if (vm_sharing_in_child()) {
@@ -56,13 +68,25 @@ static int replace(int fd, int target, bool use_dup3, int flags)
 			note_inheritable_in_child(fd, !(use_dup3 && (flags & O_CLOEXEC)));
 		return rc;
 	}
-	/* The application may name any number: move ours out of its way. */
-	if (fd_table_is_library_owned(target) && !fd_table_is_library_owned(fd) &&
-	    !reaper_vacate(target)) {
-		errno = EBUSY; /* Linux's answer for a number that is being set up */
-		return -1;
+	for (;;) {
+		/* The application may name any number: move ours out of its way. */
+		if (fd_table_is_library_owned(target) && !reaper_vacate(target)) {
+			errno = EBUSY; /* Linux's answer for a number that is being set up */
+			return -1;
+		}
+		if (!may_be_changing_hands(target))
+			return close_path_replace(fd, target, use_dup3, flags);
+		/* A closer may be making a copy there right now, or closing one,
+		 * before its table entry says so: the kernel gives the number to
+		 * the application only while no such window is open. */
+		fork_guard_close_windows();
+		if (!fd_table_is_library_owned(target)) {
+			int rc = close_path_replace(fd, target, use_dup3, flags);
+			fork_guard_reopen_windows();
+			return rc;
+		}
+		fork_guard_reopen_windows(); /* a copy got there first */
 	}
-	return close_path_replace(fd, target, use_dup3, flags);
 }
 
 WSPCLOSE_EXPORT int dup2(int fd, int target)

@@ -143,8 +143,10 @@ void fork_handlers_child(void)
 	vm_sharing_note_owner();
 	trace_after_fork_in_child();
 	fd_table_drop_claims();
-	reaper_forget_after_fork();
+	/* First: the clean-up below closes descriptors inside windows, and
+	 * the parent's pending fork() is this one. */
 	fork_guard_reset_in_child();
+	reaper_forget_after_fork();
 	fd_table_mark_all_shared();
 }
 

@@ -79,10 +79,13 @@ struct held_info {
 	uint32_t heap_index;   /* position in the reaper's deadline heap */
 	uint32_t data_segs_in; /* TCP_INFO at close: later data means data-after-close */
 	uint8_t row;           /* enum close_row that handed it off */
-	uint8_t deadline_kind; /* enum held_deadline */
 	uint8_t start;         /* enum teardown_start */
+	/* The reaper has it (from the stack or the nursery). Atomic: the
+	 * reaper reads it for a dup2() onto the number while a closer may be
+	 * filling in a new copy there (handoff.h, I6). */
+	_Atomic bool adopted;
+	uint8_t deadline_kind : 1; /* enum held_deadline */
 	bool linger_on : 1;    /* SO_LINGER must be cleared before the real close */
-	bool adopted : 1;      /* the reaper has taken it off the hand-off stack */
 	bool data_segs_known : 1; /* data_segs_in was read (by the closer) */
 };
 

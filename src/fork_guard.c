@@ -5,6 +5,8 @@
  * for the windows: with sequentially consistent atomics one side always
  * sees the other. */
 #include "fork_guard.h"
+#include "fd_table.h"
+#include "tcp_probe.h"
 #include "monotonic.h"
 #include "raw_syscall.h"
 
@@ -60,6 +62,34 @@ void fork_guard_prepare(void)
 void fork_guard_done(void)
 {
 	atomic_fetch_sub(&fork_pending, 1);
+}
+
+void fork_guard_forget_and_close(int fd)
+{
+	fork_guard_enter();
+	fd_table_forget(fd);
+	raw_syscall(SYS_close, fd);
+	fork_guard_leave();
+}
+
+int fork_guard_dup_own_high(int fd)
+{
+	fork_guard_enter();
+	int moved = raw_dup_high(fd);
+	if (moved >= 0)
+		fd_table_set_library_owned(moved);
+	fork_guard_leave();
+	return moved;
+}
+
+void fork_guard_close_windows(void)
+{
+	fork_guard_prepare();
+}
+
+void fork_guard_reopen_windows(void)
+{
+	fork_guard_done();
 }
 
 void fork_guard_reset_in_child(void)

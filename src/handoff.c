@@ -46,6 +46,28 @@ bool handoff_busy_here(void)
 	return busy_here > 0;
 }
 
+/* The copy this thread is delivering (fd + 1; 0: none), I6. */
+static __thread _Atomic int delivering __attribute__((tls_model("initial-exec")));
+
+int handoff_delivery_begin(int copy_fd)
+{
+	int previous = atomic_load_explicit(&delivering, memory_order_relaxed);
+	atomic_store_explicit(&delivering, copy_fd + 1, memory_order_relaxed);
+	atomic_signal_fence(memory_order_seq_cst);
+	return previous;
+}
+
+void handoff_delivery_end(int previous)
+{
+	atomic_signal_fence(memory_order_seq_cst);
+	atomic_store_explicit(&delivering, previous, memory_order_relaxed);
+}
+
+bool handoff_delivering_here(int fd)
+{
+	return atomic_load_explicit(&delivering, memory_order_relaxed) == fd + 1;
+}
+
 /* ---------------------------------------------------------------- descriptors */
 
 /* A library descriptor, moved up out of the application's way. */
@@ -60,10 +82,8 @@ static int own_descriptor(int fd)
 static void close_own_descriptor(_Atomic int *fd)
 {
 	int old = atomic_exchange(fd, -1);
-	if (old < 0)
-		return;
-	fd_table_forget(old);
-	raw_close(old);
+	if (old >= 0)
+		fork_guard_forget_and_close(old);
 }
 
 /* Edge-triggered: every write to the eventfd is one event and nothing is
@@ -301,10 +321,9 @@ bool handoff_move_channel_descriptor(int fd)
 {
 	bool is_wake_fd = fd == atomic_load(&handoff.wake_fd);
 	_Atomic int *which = is_wake_fd ? &handoff.wake_fd : &handoff.epoll_fd;
-	int moved = raw_dup_high(fd);
+	int moved = fork_guard_dup_own_high(fd);
 	if (moved < 0)
 		return false; /* no room: the application's dup2 waits for the next try */
-	fd_table_set_library_owned(moved);
 	if (is_wake_fd) {
 		int ep = atomic_load(&handoff.epoll_fd);
 		watch_wake_fd(ep, moved);
@@ -314,8 +333,7 @@ bool handoff_move_channel_descriptor(int fd)
 	/* A closer that read the old number is still writing to it (I2). */
 	while (is_wake_fd && atomic_load(&handoff.wakers) > 0)
 		sched_yield();
-	fd_table_forget(fd);
-	raw_close(fd);
+	fork_guard_forget_and_close(fd);
 	return true;
 }
 
@@ -330,4 +348,5 @@ void handoff_forget_after_fork(void)
 	atomic_store(&handoff.held, 0);
 	atomic_store(&handoff.wakes_by, 0);
 	busy_here = 0;
+	atomic_store(&delivering, 0);
 }

@@ -40,6 +40,11 @@
  *      channel, waking the reaper) never waits for itself: its handler's
  *      hand-off degrades, and its dup2() onto one of the channel's numbers
  *      answers EBUSY instead of waiting (handoff_busy_here()).
+ *   I6 A copy published as held is its closer's until the closer pushes it
+ *      or places it in the nursery. Before the reaper moves a copy out of
+ *      the way of a dup2() onto its number, it waits until it has adopted
+ *      it; a signal handler that interrupted that closer and dup2()s onto
+ *      the copy's number answers EBUSY (handoff_delivering_here()).
  * Everything on the closer side is async-signal-safe: atomics, futexes and
  * system calls. */
 #ifndef WSPCLOSE_HANDOFF_H
@@ -74,6 +79,13 @@ void handoff_wake_reaper(void);
 void handoff_expect_look_by(int64_t by_ns);
 /* This thread is inside the protocol (a signal handler interrupted it). */
 bool handoff_busy_here(void);
+/* Around the time this thread holds a published copy it has not handed
+ * off yet (I6): begin returns what end restores (a signal handler's close
+ * may deliver a copy of its own meanwhile). */
+int handoff_delivery_begin(int copy_fd);
+void handoff_delivery_end(int previous);
+/* This thread is delivering the copy at fd (I6). */
+bool handoff_delivering_here(int fd);
 /* Held copies right now (reserved ones included). */
 long handoff_held(void);
 

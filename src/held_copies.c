@@ -333,7 +333,7 @@ void held_copies_move(int fd)
 	e->held.deadline_kind = old->held.deadline_kind;
 	e->held.linger_on = old->held.linger_on;
 	e->held.start = old->held.start;
-	e->held.adopted = old->held.adopted;
+	atomic_store(&e->held.adopted, atomic_load(&old->held.adopted));
 	e->held.heap_index = old->held.heap_index;
 	atomic_fetch_add(&e->held.generation, 1);
 	atomic_store(&e->socket_id, atomic_load(&old->socket_id));

@@ -57,12 +57,19 @@ static void serve_vacate_request(void)
 	int fd = atomic_load(&reaper.vacate_fd);
 	if (fd < 0)
 		return;
-	/* A copy still on the stack or in the nursery is adopted first, and
-	 * one a closer took from the nursery once it is handed off (N4). */
-	held_copies_adopt_from_nursery(0);
-	nursery_wait_for_takers();
-	held_copies_adopt_handed_off();
+	/* A copy still on the stack or in the nursery is adopted first, one a
+	 * closer took from the nursery once it is handed off (N4), and one
+	 * its closer has not handed off yet once it has (I6). */
 	struct fd_entry *e = fd_table_entry(fd);
+	for (;;) {
+		held_copies_adopt_from_nursery(0);
+		nursery_wait_for_takers();
+		held_copies_adopt_handed_off();
+		uint32_t state = e != NULL ? atomic_load(&e->state) : 0;
+		if (!(state & FD_HELD) || atomic_load(&e->held.adopted))
+			break;
+		sched_yield();
+	}
 	if (handoff_is_channel_descriptor(fd))
 		handoff_move_channel_descriptor(fd);
 	else if (e != NULL && (atomic_load(&e->state) & FD_HELD))
@@ -267,7 +274,7 @@ bool reaper_vacate(int fd)
 {
 	/* A signal handler that interrupted this thread inside the protocol
 	 * cannot wait for the reaper (handoff.h, I5). */
-	if (handoff_busy_here() || nursery_busy_here())
+	if (handoff_busy_here() || nursery_busy_here() || handoff_delivering_here(fd))
 		return false;
 	int saved = errno;
 	for (;;) {

@@ -5,6 +5,7 @@
 #include "address_text.h"
 #include "config.h"
 #include "fd_table.h"
+#include "fork_guard.h"
 #include "raw_syscall.h"
 #include "trace.h"
 
@@ -34,13 +35,11 @@ static bool move_if(_Atomic int *which, int fd)
 {
 	if (fd < 0 || fd != atomic_load(which))
 		return false;
-	int moved = raw_dup_high(fd);
+	int moved = fork_guard_dup_own_high(fd);
 	if (moved < 0)
 		return false;
-	fd_table_set_library_owned(moved);
 	atomic_store(which, moved);
-	fd_table_forget(fd);
-	raw_close(fd);
+	fork_guard_forget_and_close(fd);
 	return true;
 }
 

@@ -6,6 +6,7 @@
 #include "raw_syscall.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <fcntl.h>
 #include <linux/sockios.h>
@@ -209,15 +210,29 @@ static int upper_half_floor(void)
 	return half > 2 ? half : -1;
 }
 
+/* The lowest number raw_dup_high() has asked for: lowered before the dup
+ * that uses it, so that a dup2() checking it sees it first. */
+static _Atomic int lowest_floor = LIBRARY_FD_FLOOR;
+
 int raw_dup_high(int fd)
 {
 	int copy = raw_dup_at_or_above(fd, LIBRARY_FD_FLOOR);
 	if (copy == -EINVAL || copy == -EMFILE) {
 		int floor = upper_half_floor();
-		if (floor >= 0 && floor < LIBRARY_FD_FLOOR)
+		if (floor >= 0 && floor < LIBRARY_FD_FLOOR) {
+			int known = atomic_load(&lowest_floor);
+			while (floor < known &&
+			       !atomic_compare_exchange_weak(&lowest_floor, &known, floor))
+				;
 			copy = raw_dup_at_or_above(fd, floor);
+		}
 	}
 	return copy;
+}
+
+bool raw_number_may_be_library_high(int fd)
+{
+	return fd >= atomic_load(&lowest_floor);
 }
 
 int raw_move_high(int fd)

@@ -75,6 +75,9 @@ int raw_abort_connection(int fd);
  * at or above 1024 when RLIMIT_NOFILE allows, otherwise in its upper half
  * (the application's descriptors stay below FD_SETSIZE). */
 int raw_dup_high(int fd);
+/* fd is where raw_dup_high() puts copies (or has put them since the soft
+ * limit fell below 2048). */
+bool raw_number_may_be_library_high(int fd);
 /* Moves a descriptor the library just created up with raw_dup_high(); on
  * failure it stays where it is. */
 int raw_move_high(int fd);

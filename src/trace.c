@@ -7,6 +7,7 @@
 #include "trace_line.h"
 #include "address_text.h"
 #include "fd_table.h"
+#include "fork_guard.h"
 #include "monotonic.h"
 #include "raw_syscall.h"
 #include "tcp_probe.h"
@@ -108,13 +109,11 @@ bool trace_move_descriptor(int fd)
 {
 	if (fd < 0 || fd != atomic_load(&trace_fd))
 		return false;
-	int moved = raw_dup_high(fd);
+	int moved = fork_guard_dup_own_high(fd);
 	if (moved < 0)
 		return false;
-	fd_table_set_library_owned(moved);
 	atomic_store(&trace_fd, moved);
-	fd_table_forget(fd);
-	raw_close(fd);
+	fork_guard_forget_and_close(fd);
 	return true;
 }
 

@@ -25,6 +25,7 @@ robustness_tests = \
 	tests/integration/test_release_outcomes \
 	tests/integration/test_settle \
 	tests/integration/test_later_close \
+	tests/integration/test_dup2_race \
 	tests/faults/test_injected_failures \
 	tests/faults/test_two_copies \
 	tests/stress/wspclose-stress
@@ -73,6 +74,9 @@ tests_integration_test_settle_LDADD = $(test_libs)
 tests_integration_test_later_close_SOURCES = tests/integration/test_later_close.c $(loopback_sources)
 tests_integration_test_later_close_CFLAGS = $(test_cflags)
 tests_integration_test_later_close_LDADD = $(test_libs)
+tests_integration_test_dup2_race_SOURCES = tests/integration/test_dup2_race.c $(loopback_sources)
+tests_integration_test_dup2_race_CFLAGS = $(test_cflags)
+tests_integration_test_dup2_race_LDADD = $(test_libs)
 tests_integration_test_every_close_SOURCES = tests/integration/test_every_close.c src/raw_syscall.c \
 	$(sharing_sources)
 tests_integration_test_every_close_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/src
