@@ -1,5 +1,5 @@
 /* test_dup2_race.c: the application owns every descriptor number
- * (libwspclose(7) §1, the library's own descriptors). A dup2() onto a number
+ * (libwspclose(7) §1.1, the library's own descriptors). A dup2() onto a number
  * where the library puts its held copies gets that number and keeps it,
  * whatever the closing threads are doing at that moment: making a copy
  * there, or handing one off that is not yet in the reaper's or the
@@ -155,8 +155,8 @@ START_TEST(dup2_onto_the_copies_numbers_keeps_the_applications_descriptor)
 	close(devnull);
 	printf("%ld dup2() calls, %ld onto a held copy, %ld connections closed\n", dups,
 	       onto_copies, atomic_load(&connections));
-	ck_assert_msg(onto_copies >= enough,
-			      "only %ld of %ld dup2() calls landed on a held copy", onto_copies, dups);
+	ck_assert_msg(onto_copies >= enough, "only %ld of %ld dup2() calls landed on a held copy",
+		      onto_copies, dups);
 	/* The copies moved out of the way are released as any other. */
 	int64_t wait_end = now_us() + RELEASE_WAIT_MS * 1000;
 	while (lb_count_socket_fds_from(FIRST_TARGET) > 0 && now_us() < wait_end) {
