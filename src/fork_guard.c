@@ -6,6 +6,7 @@
  * sees the other. */
 #include "fork_guard.h"
 #include "fd_table.h"
+#include "interleaving.h"
 #include "tcp_probe.h"
 #include "monotonic.h"
 #include "raw_syscall.h"
@@ -68,6 +69,7 @@ void fork_guard_forget_and_close(int fd)
 {
 	fork_guard_enter();
 	fd_table_forget(fd);
+	interleaving_point();
 	raw_syscall(SYS_close, fd);
 	fork_guard_leave();
 }

@@ -22,7 +22,9 @@ void fork_guard_leave(void);
  * number lands before the close. */
 void fork_guard_forget_and_close(int fd);
 /* A copy of one of the library's descriptors high up, marked as the
- * library's inside a window; -1 when there is no room. */
+ * library's inside a window; -1 when there is no room. Neither opens a
+ * window inside one the caller holds: a pending fork() would wait for the
+ * outer one while the inner one waits for it. */
 int fork_guard_dup_own_high(int fd);
 
 /* pthread_atfork handlers: prepare waits (at most 50 ms: a fork() from a

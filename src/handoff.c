@@ -79,11 +79,14 @@ static int own_descriptor(int fd)
 	return fd;
 }
 
+/* Callers hold a window already (fork_guard.h), or are the fork child. */
 static void close_own_descriptor(_Atomic int *fd)
 {
 	int old = atomic_exchange(fd, -1);
-	if (old >= 0)
-		fork_guard_forget_and_close(old);
+	if (old < 0)
+		return;
+	fd_table_forget(old);
+	raw_close(old);
 }
 
 /* Edge-triggered: every write to the eventfd is one event and nothing is

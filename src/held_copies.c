@@ -91,11 +91,7 @@ static void release_in_state(int fd, enum held_outcome outcome, int state)
 	/* The copy is the last reference: closing it also takes it out of the
 	 * epoll set (a late event of a still-referenced file is stale by its
 	 * generation). No fork() between unmarking and closing it. */
-	fork_guard_enter();
-	fd_table_forget(fd);
-	interleaving_point();
-	raw_close(fd);
-	fork_guard_leave();
+	fork_guard_forget_and_close(fd);
 	interleaving_point();
 	/* Counted before the copy stops counting as held, so that an exit
 	 * waiting for both never finds a moment with neither. */
@@ -346,10 +342,7 @@ void held_copies_move(int fd)
 	atomic_fetch_add(&old->held.generation, 1);
 	old->held.heap_index = DEADLINE_HEAP_NOWHERE;
 	old->held.adopted = false;
-	fork_guard_enter();
-	fd_table_forget(fd);
-	raw_close(fd);
-	fork_guard_leave();
+	fork_guard_forget_and_close(fd);
 	check_teardown(moved);
 }
 
